@@ -1,0 +1,280 @@
+import { Injectable } from '@nestjs/common';
+import { isDatabaseUnavailable } from '../database/database-errors';
+import { FilesDatabase } from '../database/files-database';
+import type { File as FileRow, Prisma } from '../generated/prisma/client';
+import { fileIdFromUuid, parseFileId } from './file-id';
+import type { FilePage, ListQuery, StoredFile } from './file.types';
+import { DatabaseUnavailableError, FilesError, FilesErrorCode } from './files.errors';
+
+export interface PendingUpload {
+  uuid: string;
+  publicId: string;
+  ownerId: string;
+}
+
+export interface CommitUpload {
+  uuid: string;
+  ownerId: string;
+  purpose: string;
+  filename: string;
+  bytes: number;
+  sha256: string;
+  expiresAt: Date;
+  now: Date;
+  quotaBytes: number;
+}
+
+/** A file taken out of view and off the owner's usage, whose bytes are still to be deleted. */
+export interface Tombstone {
+  uuid: string;
+  publicId: string;
+  ownerId: string;
+  bytes: number;
+}
+
+type Tx = Prisma.TransactionClient;
+
+const TX_OPTIONS = { maxWait: 5_000, timeout: 15_000 } as const;
+
+/**
+ * Owner-scoped access to file metadata and usage totals. Every state change that affects what an
+ * owner is charged happens in one transaction with the usage update, so `owner_usage.used_bytes`
+ * always equals the sum of the owner's `ready` rows. Prisma types never leave this class.
+ */
+@Injectable()
+export class FilesRepository {
+  constructor(private readonly db: FilesDatabase) {}
+
+  /** Records an upload before any byte is written, so a crash leaves a row the reconciler finds. */
+  async createPending(input: { uuid: string; ownerId: string; filename: string; createdAt: Date; now: Date }): Promise<void> {
+    await this.run(() =>
+      this.db.prisma.file.create({
+        data: {
+          id: input.uuid,
+          ownerId: input.ownerId,
+          filename: input.filename,
+          createdAt: input.createdAt,
+          heartbeatAt: input.now,
+        },
+      }),
+    );
+  }
+
+  /** Proves the writer of a pending upload is alive. Returns false if the row is gone. */
+  async touchPending(uuid: string, now: Date): Promise<boolean> {
+    const { count } = await this.run(() =>
+      this.db.prisma.file.updateMany({ where: { id: uuid, state: 'pending' }, data: { heartbeatAt: now } }),
+    );
+    return count === 1;
+  }
+
+  /** Bytes the owner holds in files still live at `now` (expired ones are about to be released). */
+  async liveUsage(ownerId: string, now: Date): Promise<number> {
+    const rows = await this.run(
+      () => this.db.prisma.$queryRaw<{ live: bigint }[]>`
+        SELECT u.used_bytes - COALESCE((
+          SELECT SUM(f.bytes) FROM files f
+          WHERE f.owner_id = u.owner_id AND f.state = 'ready' AND f.expires_at <= ${now}), 0)::bigint AS live
+        FROM owner_usage u WHERE u.owner_id = ${ownerId}`,
+    );
+    return rows.length === 0 ? 0 : Number(rows[0].live);
+  }
+
+  /** Forgets a pending upload whose bytes were removed (or never written). */
+  async deletePending(uuid: string): Promise<void> {
+    await this.run(() => this.db.prisma.file.deleteMany({ where: { id: uuid, state: 'pending' } }));
+  }
+
+  /**
+   * Makes a pending upload visible and charges it, in one transaction. Files of the owner that
+   * have expired are taken off the usage first, so an owner's quota covers only live files even
+   * before the sweeper runs. Throws quota_exceeded (and changes nothing) when the file does not fit.
+   */
+  async commitUpload(input: CommitUpload): Promise<StoredFile> {
+    return this.run(() =>
+      this.db.prisma.$transaction(async (tx) => {
+        const released = await this.tombstoneExpiredOf(tx, input.ownerId, input.now);
+        const net = BigInt(input.bytes) - released;
+        await tx.$executeRaw`
+          INSERT INTO owner_usage (owner_id, used_bytes, updated_at) VALUES (${input.ownerId}, 0, ${input.now})
+          ON CONFLICT (owner_id) DO NOTHING`;
+        // The conditional update is the quota check: it re-evaluates under the row lock, so
+        // concurrent commits serialize and can never push the total past the limit.
+        const charged = await tx.$executeRaw`
+          UPDATE owner_usage SET used_bytes = used_bytes + ${net}, updated_at = ${input.now}
+          WHERE owner_id = ${input.ownerId} AND used_bytes + ${net} <= ${BigInt(input.quotaBytes)}`;
+        if (charged !== 1) {
+          throw new FilesError(
+            FilesErrorCode.QuotaExceeded,
+            `Storing this file (${input.bytes} bytes) would exceed your storage quota of ${input.quotaBytes} bytes. ` +
+              'Delete files you no longer need and retry.',
+            'file',
+          );
+        }
+        const row = await tx.file.updateManyAndReturn({
+          where: { id: input.uuid, state: 'pending', ownerId: input.ownerId },
+          data: {
+            state: 'ready',
+            purpose: input.purpose,
+            filename: input.filename,
+            bytes: BigInt(input.bytes),
+            sha256: input.sha256,
+            expiresAt: input.expiresAt,
+            heartbeatAt: input.now,
+          },
+        });
+        if (row.length !== 1) {
+          // The reconciler judged this upload dead (its heartbeat stopped) and removed it.
+          throw new FilesError(
+            FilesErrorCode.ServiceUnavailable,
+            'The upload was interrupted before it could be stored. Please retry.',
+          );
+        }
+        return toStoredFile(row[0]);
+      }, TX_OPTIONS),
+    );
+  }
+
+  /** The owner's file if it is visible at `now`, else null. */
+  async findVisible(ownerId: string, uuid: string, now: Date): Promise<StoredFile | null> {
+    const row = await this.run(() =>
+      this.db.prisma.file.findFirst({ where: { id: uuid, ownerId, state: 'ready', expiresAt: { gt: now } } }),
+    );
+    return row ? toStoredFile(row) : null;
+  }
+
+  /**
+   * One keyset page. Ids sort by creation time, so the cursor is the id itself: it needs no row
+   * and keeps its place after its file is deleted or expires. Reads one row more than the page
+   * to know `hasMore` exactly.
+   */
+  async listPage(ownerId: string, query: ListQuery, now: Date): Promise<FilePage> {
+    const after = query.after === undefined ? undefined : parseFileId(query.after)?.uuid;
+    const rows = await this.run(() =>
+      this.db.prisma.file.findMany({
+        where: {
+          ownerId,
+          state: 'ready',
+          expiresAt: { gt: now },
+          ...(query.purpose === undefined ? {} : { purpose: query.purpose }),
+          ...(after === undefined ? {} : { id: query.order === 'asc' ? { gt: after } : { lt: after } }),
+        },
+        orderBy: { id: query.order },
+        take: query.limit + 1,
+      }),
+    );
+    return { files: rows.slice(0, query.limit).map(toStoredFile), hasMore: rows.length > query.limit };
+  }
+
+  /**
+   * Takes the owner's visible file out of view and releases its bytes from the owner's usage in
+   * one transaction. Returns null when there is no such visible file.
+   */
+  async tombstone(ownerId: string, uuid: string, now: Date): Promise<Tombstone | null> {
+    return this.run(() =>
+      this.db.prisma.$transaction(async (tx) => {
+        const rows = await tx.$queryRaw<{ id: string; owner_id: string; bytes: bigint }[]>`
+          UPDATE files SET state = 'deleting', heartbeat_at = ${now}
+          WHERE id = ${uuid}::uuid AND owner_id = ${ownerId} AND state = 'ready' AND expires_at > ${now}
+          RETURNING id::text, owner_id, bytes`;
+        if (rows.length === 0) return null;
+        await this.release(tx, ownerId, rows[0].bytes, now);
+        return toTombstone(rows[0]);
+      }, TX_OPTIONS),
+    );
+  }
+
+  /**
+   * Tombstones up to `limit` expired files of any owner (skipping rows another transaction holds)
+   * and releases their bytes, in one transaction. Each file is tombstoned exactly once, however
+   * many sweepers run.
+   */
+  async tombstoneExpired(limit: number, now: Date): Promise<Tombstone[]> {
+    return this.run(() =>
+      this.db.prisma.$transaction(async (tx) => {
+        const rows = await tx.$queryRaw<{ id: string; owner_id: string; bytes: bigint }[]>`
+          UPDATE files SET state = 'deleting', heartbeat_at = ${now}
+          WHERE id IN (
+            SELECT id FROM files WHERE state = 'ready' AND expires_at <= ${now}
+            ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+          RETURNING id::text, owner_id, bytes`;
+        const byOwner = new Map<string, bigint>();
+        for (const row of rows) byOwner.set(row.owner_id, (byOwner.get(row.owner_id) ?? 0n) + row.bytes);
+        // Sorted, so concurrent transactions lock usage rows in the same order (no deadlocks).
+        for (const owner of [...byOwner.keys()].sort()) await this.release(tx, owner, byOwner.get(owner)!, now);
+        return rows.map(toTombstone);
+      }, TX_OPTIONS),
+    );
+  }
+
+  /** Tombstones whose bytes nobody is deleting any more (last touched before `staleBefore`). */
+  async findStaleTombstones(staleBefore: Date, limit: number): Promise<Tombstone[]> {
+    const rows = await this.run(() =>
+      this.db.prisma.file.findMany({
+        where: { state: 'deleting', heartbeatAt: { lt: staleBefore } },
+        orderBy: { heartbeatAt: 'asc' },
+        take: limit,
+        select: { id: true, ownerId: true, bytes: true },
+      }),
+    );
+    return rows.map((r) => toTombstone({ id: r.id, owner_id: r.ownerId, bytes: r.bytes }));
+  }
+
+  /** Forgets a tombstone once its bytes are gone. */
+  async deleteTombstone(uuid: string): Promise<void> {
+    await this.run(() => this.db.prisma.file.deleteMany({ where: { id: uuid, state: 'deleting' } }));
+  }
+
+  async ping(): Promise<void> {
+    await this.run(() => this.db.ping());
+  }
+
+  private async tombstoneExpiredOf(tx: Tx, ownerId: string, now: Date): Promise<bigint> {
+    const [{ released }] = await tx.$queryRaw<{ released: bigint | null }[]>`
+      WITH gone AS (
+        UPDATE files SET state = 'deleting', heartbeat_at = ${now}
+        WHERE owner_id = ${ownerId} AND state = 'ready' AND expires_at <= ${now}
+        RETURNING bytes)
+      SELECT COALESCE(SUM(bytes), 0)::bigint AS released FROM gone`;
+    return released ?? 0n;
+  }
+
+  private async release(tx: Tx, ownerId: string, bytes: bigint, now: Date): Promise<void> {
+    if (bytes === 0n) return;
+    await tx.$executeRaw`
+      UPDATE owner_usage SET used_bytes = used_bytes - ${bytes}, updated_at = ${now} WHERE owner_id = ${ownerId}`;
+  }
+
+  /** Runs a query, turning connectivity failures into DatabaseUnavailableError. */
+  private async run<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof FilesError) throw error;
+      if (isDatabaseUnavailable(error)) {
+        throw new DatabaseUnavailableError('database unavailable', { cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+function toStoredFile(row: FileRow): StoredFile {
+  if (row.state !== 'ready' || row.purpose === null || row.expiresAt === null) {
+    throw new Error(`file ${row.id} is not committed`);
+  }
+  return {
+    id: fileIdFromUuid(row.id).publicId,
+    ownerId: row.ownerId,
+    purpose: row.purpose,
+    filename: row.filename,
+    bytes: Number(row.bytes),
+    sha256: row.sha256,
+    createdAt: row.createdAt,
+    expiresAt: row.expiresAt,
+  };
+}
+
+function toTombstone(row: { id: string; owner_id: string; bytes: bigint }): Tombstone {
+  return { uuid: row.id, publicId: fileIdFromUuid(row.id).publicId, ownerId: row.owner_id, bytes: Number(row.bytes) };
+}

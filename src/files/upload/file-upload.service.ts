@@ -1,0 +1,178 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { Readable } from 'node:stream';
+import { Clock } from '../../common/clock';
+import { newFileId } from '../file-id';
+import { UPLOAD_PURPOSES, type StoredFile } from '../file.types';
+import { sanitizeFilename } from '../filename';
+import { FilesError, FilesErrorCode } from '../files.errors';
+import { FilesModuleOptions } from '../files.options';
+import { FilesRepository } from '../files.repository';
+import { FileStorage } from '../storage/file-storage';
+import { storageKeyFor } from '../storage/storage-key';
+import { MeteredStream } from './metered-stream';
+import { parsePurpose, parseUploadFields } from './upload-fields';
+
+/** Bytes of one file part, stored but not yet visible: its row is still `pending`. */
+export interface ReceivedUpload {
+  uuid: string;
+  publicId: string;
+  ownerId: string;
+  filename: string;
+  /** From the id: created_at is when the upload began, and list order follows it. */
+  createdAt: Date;
+  bytes: number;
+  sha256: string;
+  /** Stops the heartbeat that keeps the reconciler away from this upload. */
+  stopHeartbeat: () => void;
+}
+
+/**
+ * The staged write behind `POST /files`: a pending row, then the bytes (streamed, metered and
+ * hashed), then one transaction that charges the owner and makes the file visible. A failure at
+ * any step removes what the earlier steps left; a crash leaves a pending row (and maybe bytes)
+ * that the reconciler cleans up once its heartbeat stops.
+ */
+@Injectable()
+export class FileUploadService {
+  private readonly logger = new Logger(FileUploadService.name);
+
+  constructor(
+    private readonly repository: FilesRepository,
+    private readonly storage: FileStorage,
+    private readonly clock: Clock,
+    private readonly options: FilesModuleOptions,
+  ) {}
+
+  /** Largest upload accepted for `purpose`, or for any uploadable purpose when not yet known. */
+  limitFor(purpose: string | undefined): number {
+    const { maxBatchFileBytes, maxFileBytes } = this.options.limits;
+    const perPurpose = (p: string) => Math.min(maxFileBytes, p === 'batch' ? maxBatchFileBytes : maxFileBytes);
+    return purpose === undefined ? Math.max(...UPLOAD_PURPOSES.map(perPurpose)) : perPurpose(purpose);
+  }
+
+  /**
+   * Streams one file part into storage under a new pending row. `fieldsSoFar` are the form fields
+   * that arrived before the file: a bad purpose among them refuses the upload before any byte is
+   * stored. Rejects with the source's own error if the source fails (size limit, disconnect).
+   */
+  async receive(ownerId: string, source: Readable, clientFilename: string | undefined, fieldsSoFar: Record<string, unknown>): Promise<ReceivedUpload> {
+    const purpose = fieldsSoFar.purpose === undefined ? undefined : parsePurpose(fieldsSoFar.purpose);
+    const sizeLimit = this.limitFor(purpose);
+    const now = this.clock.now();
+    const remaining = this.options.limits.quotaBytesPerOwner - (await this.repository.liveUsage(ownerId, now));
+    const meter =
+      remaining < sizeLimit
+        ? new MeteredStream(Math.max(0, remaining), () => quotaExceeded(this.options.limits.quotaBytesPerOwner))
+        : new MeteredStream(sizeLimit, () => tooLarge(sizeLimit));
+
+    const id = newFileId(now.getTime());
+    const filename = sanitizeFilename(clientFilename);
+    await this.repository.createPending({ uuid: id.uuid, ownerId, filename, createdAt: new Date(id.timestampMs), now });
+    const stopHeartbeat = this.startHeartbeat(id.uuid);
+
+    const key = storageKeyFor(id.publicId);
+    // Piped by hand rather than with pipeline(): on a limit error the rest of the part must keep
+    // flowing (and be discarded) so the form parser can finish and the client gets its answer.
+    const onSourceError = (error: Error) => meter.destroy(error);
+    source.once('error', onSourceError);
+    meter.once('error', () => {
+      source.unpipe(meter);
+      source.resume();
+    });
+    source.pipe(meter);
+    try {
+      await this.storage.put(key, meter);
+    } catch (error) {
+      stopHeartbeat();
+      source.off('error', onSourceError);
+      await this.cleanUp(id.uuid, key);
+      throw error;
+    }
+    source.off('error', onSourceError);
+    return {
+      uuid: id.uuid,
+      publicId: id.publicId,
+      ownerId,
+      filename,
+      createdAt: new Date(id.timestampMs),
+      bytes: meter.bytes,
+      sha256: meter.sha256,
+      stopHeartbeat,
+    };
+  }
+
+  /**
+   * Validates the complete form and commits the upload: charged and visible in one transaction.
+   * On any failure the stored bytes and the pending row are removed before the error propagates.
+   */
+  async complete(upload: ReceivedUpload, fields: Record<string, unknown>): Promise<StoredFile> {
+    try {
+      const { purpose, expiresAfterSeconds } = parseUploadFields(fields);
+      if (upload.bytes === 0) {
+        throw new FilesError(FilesErrorCode.EmptyFile, 'The file is empty. Upload a file with content.', 'file');
+      }
+      const limit = this.limitFor(purpose);
+      if (upload.bytes > limit) throw tooLarge(limit);
+      const now = this.clock.now();
+      const file = await this.repository.commitUpload({
+        uuid: upload.uuid,
+        ownerId: upload.ownerId,
+        purpose,
+        filename: upload.filename,
+        bytes: upload.bytes,
+        sha256: upload.sha256,
+        expiresAt: new Date(upload.createdAt.getTime() + expiresAfterSeconds * 1000),
+        now,
+        quotaBytes: this.options.limits.quotaBytesPerOwner,
+      });
+      upload.stopHeartbeat();
+      return file;
+    } catch (error) {
+      await this.discard(upload);
+      throw error;
+    }
+  }
+
+  /** Removes a received but uncommitted upload (bytes, then row). Never throws. */
+  async discard(upload: ReceivedUpload): Promise<void> {
+    upload.stopHeartbeat();
+    await this.cleanUp(upload.uuid, storageKeyFor(upload.publicId));
+  }
+
+  private async cleanUp(uuid: string, key: string): Promise<void> {
+    try {
+      await this.storage.delete(key);
+      await this.repository.deletePending(uuid);
+    } catch (error) {
+      // The row stays pending; once its heartbeat is stale the reconciler removes bytes and row.
+      this.logger.warn(`could not clean up failed upload ${key}; the reconciler will: ${(error as Error).message}`);
+    }
+  }
+
+  private startHeartbeat(uuid: string): () => void {
+    const everyMs = Math.max(1000, (this.options.reconcile.staleAfterSeconds * 1000) / 4);
+    const timer = setInterval(() => {
+      this.repository.touchPending(uuid, this.clock.now()).catch((error: Error) => {
+        this.logger.warn(`heartbeat for pending upload ${uuid} failed: ${error.message}`);
+      });
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}
+
+function tooLarge(limit: number): FilesError {
+  return new FilesError(
+    FilesErrorCode.FileTooLarge,
+    `The file exceeds the maximum allowed size of ${limit} bytes for this purpose.`,
+    'file',
+  );
+}
+
+function quotaExceeded(quota: number): FilesError {
+  return new FilesError(
+    FilesErrorCode.QuotaExceeded,
+    `Storing this file would exceed your storage quota of ${quota} bytes. Delete files you no longer need and retry.`,
+    'file',
+  );
+}
