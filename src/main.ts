@@ -1,25 +1,12 @@
 import 'reflect-metadata';
-import { ConsoleLogger, type LogLevel, Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
 import { AppModule } from './app.module';
-import { type AppConfig, ConfigError, type LogLevelName, loadConfig } from './config/app-config';
+import { configureApp, configureServer, createLogger } from './bootstrap';
+import { type AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { ShutdownState } from './health/shutdown-state';
-
-const LEVELS: LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
-
-export function createLogger(config: AppConfig['log']): ConsoleLogger {
-  const logLevels: LogLevel[] = LEVELS.slice(0, LEVELS.indexOf(config.level) + 1);
-  return new ConsoleLogger({
-    json: config.format === 'json',
-    logLevels: [...logLevels, 'fatal'],
-    prefix: 'files-api',
-    flattenParams: true,
-    // Never print these even if some object carrying them reaches a log call.
-    redact: ['authorization', 'apiKey', 'api_key', 'secretAccessKey', 'password'],
-  });
-}
 
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
@@ -34,14 +21,9 @@ async function bootstrap(): Promise<void> {
   }
   const logger = createLogger(config.log);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger });
-  app.disable('x-powered-by');
-  app.set('query parser', 'simple');
+  configureApp(app);
   const server: Server = await app.listen(config.port, config.host);
-  // Large uploads over slow links legitimately take long: bound idle time, not total time.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
-  server.setTimeout(120_000);
+  configureServer(server);
   Logger.log(`listening on ${config.host}:${config.port} (storage: ${config.storage.driver})`, 'Bootstrap');
 
   let stopping = false;

@@ -1,0 +1,42 @@
+// Jest with ESM-only NestJS 12: TypeScript and Nest's own .js files are both compiled to CommonJS by
+// SWC (ts-jest cannot compile `import.meta` inside @nestjs/common).
+const swcTs = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+      keepClassNames: true,
+    },
+    module: { type: 'commonjs' },
+    sourceMaps: 'inline',
+  },
+];
+const swcJs = ['@swc/jest', { jsc: { parser: { syntax: 'ecmascript' }, target: 'es2022' }, module: { type: 'commonjs' } }];
+
+const base = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swcTs, '^.+\\.m?js$': swcJs },
+  transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+};
+
+/** Tiers that talk to real PostgreSQL and S3: backends come from test/support/global-setup.ts. */
+const withBackends = (name, timeout) => ({
+  ...base,
+  displayName: name,
+  testMatch: [`<rootDir>/test/${name}/**/*.spec.ts`],
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  testTimeout: timeout,
+});
+
+module.exports = {
+  projects: [
+    { ...base, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.spec.ts'] },
+    withBackends('http', 30_000),
+    withBackends('integration', 60_000),
+    withBackends('e2e', 120_000),
+  ],
+};
