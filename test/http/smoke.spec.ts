@@ -4,7 +4,7 @@ import { KEYS, startTestApp, type TestApp } from '../support/app';
 describe('smoke', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ storage: 'fs' });
+    t = await startTestApp({ storage: 's3' });
   });
   afterAll(async () => t?.close());
 
