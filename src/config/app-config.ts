@@ -14,6 +14,10 @@ export type StorageConfig =
       forcePathStyle: boolean;
       connectTimeoutMs: number;
       requestTimeoutMs: number;
+      /** Multipart part size; memory per upload is about partSizeBytes × (queueSize + 2). */
+      partSizeBytes: number;
+      /** Parts uploaded in parallel per file. */
+      queueSize: number;
     }
   | { driver: 'fs'; dir: string };
 
@@ -83,6 +87,8 @@ export const CONFIG_DEFAULTS = {
   S3_FORCE_PATH_STYLE: 'false',
   S3_CONNECT_TIMEOUT_MS: '5000',
   S3_REQUEST_TIMEOUT_MS: '30000',
+  S3_UPLOAD_PART_SIZE_BYTES: String(8 * MiB),
+  S3_UPLOAD_QUEUE_SIZE: '2',
   API_KEYS: '',
   FILES_MAX_BATCH_FILE_BYTES: String(200 * MiB),
   FILES_MAX_FILE_BYTES: String(512 * MiB),
@@ -212,6 +218,9 @@ function loadStorage(
     forcePathStyle: bool('S3_FORCE_PATH_STYLE'),
     connectTimeoutMs: int('S3_CONNECT_TIMEOUT_MS', 100),
     requestTimeoutMs: int('S3_REQUEST_TIMEOUT_MS', 100),
+    // S3 refuses parts under 5 MiB (except the last) and allows at most 10,000 parts.
+    partSizeBytes: int('S3_UPLOAD_PART_SIZE_BYTES', 5 * MiB, 5 * 1024 * MiB),
+    queueSize: int('S3_UPLOAD_QUEUE_SIZE', 1, 16),
   };
 }
 

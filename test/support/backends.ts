@@ -66,6 +66,8 @@ export async function createTestBucket(): Promise<TestBucket> {
     forcePathStyle: true,
     connectTimeoutMs: 5000,
     requestTimeoutMs: 30000,
+    partSizeBytes: 5 * 1024 * 1024,
+    queueSize: 2,
   };
   const client = new S3Client({
     endpoint,

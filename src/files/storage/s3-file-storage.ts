@@ -53,7 +53,7 @@ export class S3FileStorage extends FileStorage {
     super();
     this.bucket = options.bucket;
     this.partSize = options.partSizeBytes ?? 8 * 1024 * 1024;
-    this.queueSize = options.queueSize ?? 4;
+    this.queueSize = options.queueSize ?? 2;
     this.client = new S3Client({
       region: options.region,
       endpoint: options.endpoint,
