@@ -1,7 +1,7 @@
 import { BASES, startHarness, type Harness } from '../support/http/harness';
 import { binaryBytes, clientFor, jsonlBytes, uploadForm, type FileObject } from '../support/http/api';
 import { multipart, rawRequest } from '../support/http/multipart';
-import { rowOf, storedBytes, usageOf } from '../support/http/residue';
+import { residue, rowOf, storedBytes, usageOf } from '../support/http/residue';
 
 const THIRTY_DAYS = 2_592_000;
 
@@ -140,6 +140,16 @@ describe('POST /files (accepted uploads)', () => {
     const res = await clientFor(h, BASES[1]).retrieve(owner, file.id);
     expect(res.status).toBe(200);
     expect(res.body).toEqual(file);
+  });
+
+  it('changes rows, usage and stored objects (so the "nothing left behind" checks can fail)', async () => {
+    const owner = h.owner();
+    const before = await residue(h);
+    const file = await clientFor(h, BASES[0]).create(owner, { data: jsonlBytes(77) });
+    const after = await residue(h);
+    expect(after.rows.length).toBe(before.rows.length + 1);
+    expect(after.usage).toContainEqual({ owner_id: owner.name, used_bytes: '77' });
+    expect(after.objects).toEqual([...before.objects, `files/${file.id}`].sort());
   });
 
   it('sends the form parts exactly as built (sanity check of the test helper)', () => {
