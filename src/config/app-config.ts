@@ -238,7 +238,8 @@ export function parseApiKeys(raw: string): Map<string, string> {
     if (key === '' || owner === '') throw new ConfigError('API_KEYS', `${position} is not a key:owner pair`);
     if (key.length < 8) throw new ConfigError('API_KEYS', `${position} has a key shorter than 8 characters`);
     if (!OWNER_PATTERN.test(owner)) {
-      throw new ConfigError('API_KEYS', `${position} has an invalid owner "${owner}" (letters, digits, . _ @ -; at most 128)`);
+      // Not echoed either: when a key containing ':' lacks its owner, this "owner" is the key's tail.
+      throw new ConfigError('API_KEYS', `${position} has an invalid owner (letters, digits, . _ @ -; at most 128)`);
     }
     if (keys.has(key)) throw new ConfigError('API_KEYS', `${position} repeats a key`);
     keys.set(key, owner);
