@@ -77,8 +77,10 @@ export class FsFileStorage extends FileStorage {
   }
 
   async head(key: string): Promise<StoredObjectInfo | null> {
+    // Outside the try: an unsafe key is a caller bug, not unavailable storage.
+    const file = this.pathOf(key);
     try {
-      const s = await stat(this.pathOf(key));
+      const s = await stat(file);
       return { key, size: s.size, lastModified: s.mtime };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -87,8 +89,9 @@ export class FsFileStorage extends FileStorage {
   }
 
   async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
     try {
-      await unlink(this.pathOf(key));
+      await unlink(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw this.translate(error);
     }
