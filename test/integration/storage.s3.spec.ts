@@ -86,7 +86,9 @@ describe(S3FileStorage.name, () => {
       const missing = new S3FileStorage(s3Options(h.bucket, { bucket: `${h.bucket.settings.bucket}-gone` }));
       try {
         await expect(missing.ping()).rejects.toBeInstanceOf(StorageUnavailableError);
+        await expect(missing.head('files/file_x')).rejects.toBeInstanceOf(StorageUnavailableError);
         await expect(missing.openRead('files/file_x')).rejects.toBeInstanceOf(StorageUnavailableError);
+        await expect(missing.delete('files/file_x')).rejects.toBeInstanceOf(StorageUnavailableError);
         await expect(missing.put('files/file_x', streamOf(randomContent(10)))).rejects.toBeInstanceOf(
           StorageUnavailableError,
         );

@@ -127,9 +127,12 @@ export class S3FileStorage extends FileStorage {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
     } catch (error) {
-      if (isNotFound(error)) return null;
-      throw this.translate(error, `head of ${key}`);
+      if (!isNotFound(error)) throw this.translate(error, `head of ${key}`);
     }
+    // A HEAD answer has no body, so a missing bucket looks like a missing key (404 NotFound);
+    // only a bucket that exists makes "no such object" true.
+    await this.ping();
+    return null;
   }
 
   async delete(key: string): Promise<void> {
