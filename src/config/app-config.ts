@@ -106,7 +106,12 @@ export const CONFIG_DEFAULTS = {
 
 export type ConfigVariable = keyof typeof CONFIG_DEFAULTS;
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+export interface LoadOptions {
+  /** False for tools that serve no requests (the audit command): API_KEYS may then be empty. */
+  requireApiKeys?: boolean;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): AppConfig {
   const read = (name: ConfigVariable): string => {
     const value = env[name];
     return value === undefined || value.trim() === '' ? CONFIG_DEFAULTS[name] : value.trim();
@@ -165,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       statementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 100),
     },
     storage: loadStorage(read, required, bool, int),
-    apiKeys: parseApiKeys(read('API_KEYS')),
+    apiKeys: options.requireApiKeys === false && read('API_KEYS') === '' ? new Map() : parseApiKeys(read('API_KEYS')),
     limits,
     expiry: {
       sweepIntervalSeconds: int('FILES_EXPIRY_SWEEP_INTERVAL_SECONDS', 0, 86_400),
@@ -173,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     reconcile: {
       intervalSeconds: int('FILES_RECONCILE_INTERVAL_SECONDS', 0, 7 * 86_400),
-      staleAfterSeconds: int('FILES_PENDING_STALE_SECONDS', 30, 7 * 86_400),
+      staleAfterSeconds: int('FILES_PENDING_STALE_SECONDS', 1, 7 * 86_400),
     },
     shutdownGraceMs: int('SHUTDOWN_GRACE_SECONDS', 0, 3600) * 1000,
     log: { level: logLevel as LogLevelName, format: logFormat },

@@ -1,3 +1,5 @@
+import { DatabaseUnavailableError, FilesError } from '../files/files.errors';
+
 /**
  * Whether an error from Prisma or pg means "the database is unreachable or overloaded right now"
  * (answered with 503 and retried by clients) rather than a bug. Walks the cause chain, because
@@ -24,4 +26,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = e.cause;
   }
   return false;
+}
+
+/**
+ * Runs a database operation, turning connectivity failures into DatabaseUnavailableError (503)
+ * and letting everything else through unchanged.
+ */
+export async function guardDatabase<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (!(error instanceof FilesError) && isDatabaseUnavailable(error)) throw new DatabaseUnavailableError('database unavailable', { cause: error });
+    throw error;
+  }
 }

@@ -7,6 +7,9 @@ import { OwnerResolver } from './auth/owner-resolver';
 import { ExpirySweeper } from './expiry/expiry.sweeper';
 import { FilesController } from './files.controller';
 import { FilesHealth } from './files.health';
+import { FilesMetrics } from './files.metrics';
+import { ReconcileRepository } from './reconcile/reconcile.repository';
+import { Reconciler } from './reconcile/reconciler';
 import { FilesModuleOptions } from './files.options';
 import { FilesRepository } from './files.repository';
 import { FilesService } from './files.service';
@@ -55,9 +58,12 @@ export class FilesModule {
         UploadInterceptor,
         FilesAuthGuard,
         ExpirySweeper,
+        ReconcileRepository,
+        Reconciler,
+        FilesMetrics,
         FilesHealth,
       ],
-      exports: [FilesService, FilesHealth, ExpirySweeper, FileStorage, FilesDatabase],
+      exports: [FilesService, FilesHealth, FilesMetrics, ExpirySweeper, Reconciler, FileStorage, FilesDatabase],
     };
   }
 }

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { isDatabaseUnavailable } from '../database/database-errors';
+import { guardDatabase } from '../database/database-errors';
 import { FilesDatabase } from '../database/files-database';
 import type { File as FileRow, Prisma } from '../generated/prisma/client';
 import { fileIdFromUuid, parseFileId } from './file-id';
 import type { FilePage, ListQuery, StoredFile } from './file.types';
-import { DatabaseUnavailableError, FilesError, FilesErrorCode } from './files.errors';
+import { FilesError, FilesErrorCode } from './files.errors';
 
 export interface PendingUpload {
   uuid: string;
@@ -246,16 +246,8 @@ export class FilesRepository {
   }
 
   /** Runs a query, turning connectivity failures into DatabaseUnavailableError. */
-  private async run<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (error instanceof FilesError) throw error;
-      if (isDatabaseUnavailable(error)) {
-        throw new DatabaseUnavailableError('database unavailable', { cause: error });
-      }
-      throw error;
-    }
+  private run<T>(operation: () => Promise<T>): Promise<T> {
+    return guardDatabase(operation);
   }
 }
 

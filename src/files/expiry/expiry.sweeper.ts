@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@ne
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../../common/clock';
 import { FilesDatabase } from '../../database/files-database';
+import { FilesMetrics } from '../files.metrics';
 import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
 import { FileStorage } from '../storage/file-storage';
@@ -42,6 +43,7 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly clock: Clock,
     private readonly options: FilesModuleOptions,
     private readonly scheduler: SchedulerRegistry,
+    private readonly metrics: FilesMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -73,7 +75,9 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   /** Runs one sweep now if no other instance is sweeping. */
   async sweep(): Promise<SweepReport> {
     const { acquired, result } = await this.database.withAdvisoryLock(EXPIRY_LOCK_ID, () => this.sweepLocked());
-    return acquired ? result! : { ran: false, expired: 0, purged: 0, failed: 0 };
+    if (!acquired) return { ran: false, expired: 0, purged: 0, failed: 0 };
+    this.metrics.recordSweep(result!);
+    return result!;
   }
 
   private async sweepLocked(): Promise<SweepReport> {

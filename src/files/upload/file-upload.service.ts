@@ -85,7 +85,10 @@ export class FileUploadService {
     } catch (error) {
       stopHeartbeat();
       source.off('error', onSourceError);
-      await this.cleanUp(id.uuid, key);
+      // A failed put leaves no object (the port's contract; a backend-side partial write such as
+      // an open multipart upload is the reconciler's), so only the row needs removing, and that
+      // works even while storage is down.
+      await this.forgetPending(id.uuid);
       throw error;
     }
     source.off('error', onSourceError);
@@ -142,15 +145,24 @@ export class FileUploadService {
   private async cleanUp(uuid: string, key: string): Promise<void> {
     try {
       await this.storage.delete(key);
-      await this.repository.deletePending(uuid);
     } catch (error) {
       // The row stays pending; once its heartbeat is stale the reconciler removes bytes and row.
-      this.logger.warn(`could not clean up failed upload ${key}; the reconciler will: ${(error as Error).message}`);
+      this.logger.warn(`could not delete bytes of failed upload ${key}; the reconciler will: ${(error as Error).message}`);
+      return;
+    }
+    await this.forgetPending(uuid);
+  }
+
+  private async forgetPending(uuid: string): Promise<void> {
+    try {
+      await this.repository.deletePending(uuid);
+    } catch (error) {
+      this.logger.warn(`could not remove pending row ${uuid}; the reconciler will: ${(error as Error).message}`);
     }
   }
 
   private startHeartbeat(uuid: string): () => void {
-    const everyMs = Math.max(1000, (this.options.reconcile.staleAfterSeconds * 1000) / 4);
+    const everyMs = Math.max(250, (this.options.reconcile.staleAfterSeconds * 1000) / 4);
     const timer = setInterval(() => {
       this.repository.touchPending(uuid, this.clock.now()).catch((error: Error) => {
         this.logger.warn(`heartbeat for pending upload ${uuid} failed: ${error.message}`);

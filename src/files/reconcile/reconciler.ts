@@ -1,0 +1,244 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { Clock } from '../../common/clock';
+import { FilesDatabase } from '../../database/files-database';
+import { parseFileId } from '../file-id';
+import { FilesMetrics } from '../files.metrics';
+import { FilesModuleOptions } from '../files.options';
+import { FilesRepository, type Tombstone } from '../files.repository';
+import { FileStorage, type IncompleteUpload, type StoredObjectInfo } from '../storage/file-storage';
+import { FILE_KEY_PREFIX, publicIdFromKey, storageKeyFor } from '../storage/storage-key';
+import { ReconcileRepository, type UsageDrift } from './reconcile.repository';
+
+export interface ReconcileReport {
+  /** False when another instance held the lock and nothing was examined. */
+  ran: boolean;
+  /** Whether fixes were applied (false: a dry run that only reports). */
+  repaired: boolean;
+  /** Pending uploads whose writer died: bytes and row removed. */
+  stalePending: number;
+  /** Incomplete writes (open S3 multipart uploads, partial files) nobody is finishing: aborted. */
+  abortedUploads: number;
+  /** Objects under files/ with no row at all: deleted. */
+  orphanObjects: number;
+  /** Ready rows whose object is missing: taken out of view and off usage (data loss, logged as an error). */
+  lostObjects: number;
+  /** Ready rows whose object size differs from the row: reported, never touched. */
+  sizeMismatches: number;
+  /** Owners whose usage total differs from their files (repaired only by the audit command). */
+  usageDrift: UsageDrift[];
+  /** Individual fixes that failed; retried next run. */
+  failed: number;
+}
+
+/** Advisory lock id of the reconciler ("files-rc"); one replica reconciles at a time. */
+export const RECONCILE_LOCK_ID = 0x66696c65_732d7263n;
+const BATCH = 500;
+
+/**
+ * Finishes or undoes whatever a crash, an outage or a lost race left between PostgreSQL and
+ * storage. Safety rules, in order of importance:
+ * - never delete the bytes of a visible file: an object is deleted only when it has no row at
+ *   all, or its row is a tombstone this run claimed;
+ * - never disturb an upload in progress on any replica: pending rows count as alive while their
+ *   heartbeat is fresh, and objects/incomplete uploads younger than the staleness window are left;
+ * - every row change is conditional, so racing another replica or a request is harmless.
+ */
+@Injectable()
+export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger(Reconciler.name);
+  private running?: Promise<unknown>;
+  private static readonly JOB = 'files-reconcile';
+
+  constructor(
+    private readonly reconcileRepository: ReconcileRepository,
+    private readonly files: FilesRepository,
+    private readonly storage: FileStorage,
+    private readonly database: FilesDatabase,
+    private readonly clock: Clock,
+    private readonly options: FilesModuleOptions,
+    private readonly scheduler: SchedulerRegistry,
+    private readonly metrics: FilesMetrics,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const seconds = this.options.reconcile.intervalSeconds;
+    if (seconds <= 0) return;
+    this.scheduler.addInterval(Reconciler.JOB, setInterval(() => void this.runScheduled(), seconds * 1000));
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    if (this.scheduler.doesExist('interval', Reconciler.JOB)) this.scheduler.deleteInterval(Reconciler.JOB);
+    await this.running;
+  }
+
+  async runScheduled(): Promise<void> {
+    if (this.running) return;
+    this.running = this.reconcile({ repair: true })
+      .then((report) => this.log(report))
+      .catch((error: Error) => this.logger.warn(`reconcile failed: ${error.message}`))
+      .finally(() => (this.running = undefined));
+    await this.running;
+  }
+
+  /** One full pass, if no other instance is reconciling. `repair: false` only reports. */
+  async reconcile(options: { repair: boolean }): Promise<ReconcileReport> {
+    const { acquired, result } = await this.database.withAdvisoryLock(RECONCILE_LOCK_ID, () => this.pass(options.repair));
+    if (!acquired) return { ...emptyReport(options.repair), ran: false };
+    this.metrics.recordReconcile(result!);
+    return result!;
+  }
+
+  private async pass(repair: boolean): Promise<ReconcileReport> {
+    const report = emptyReport(repair);
+    const startedAt = this.clock.now();
+    const staleBefore = new Date(startedAt.getTime() - this.options.reconcile.staleAfterSeconds * 1000);
+    if (repair) await this.finishStalePending(staleBefore, startedAt, report);
+    else report.stalePending = await this.reconcileRepository.countStalePending(staleBefore);
+    await this.abortAbandonedUploads(staleBefore, report);
+    const listed = await this.sweepOrphanObjects(staleBefore, report);
+    await this.findLostObjects(listed, startedAt, report);
+    report.usageDrift = await this.reconcileRepository.usageDrift();
+    return report;
+  }
+
+  private async finishStalePending(staleBefore: Date, now: Date, report: ReconcileReport): Promise<void> {
+    for (;;) {
+      const claimed = await this.reconcileRepository.claimStalePending(staleBefore, now, BATCH);
+      for (const tombstone of claimed) {
+        if (await this.purge(tombstone, report)) report.stalePending += 1;
+      }
+      if (claimed.length < BATCH) return;
+    }
+  }
+
+  private async abortAbandonedUploads(staleBefore: Date, report: ReconcileReport): Promise<void> {
+    const candidates: IncompleteUpload[] = [];
+    for await (const upload of this.storage.listIncompleteUploads(FILE_KEY_PREFIX)) {
+      if (upload.initiated < staleBefore) candidates.push(upload);
+    }
+    for (let i = 0; i < candidates.length; i += BATCH) {
+      const batch = candidates.slice(i, i + BATCH);
+      const alive = await this.reconcileRepository.inProgress(uuidsOf(batch.map((u) => u.key)), staleBefore);
+      for (const upload of batch) {
+        const uuid = uuidOfKey(upload.key);
+        if (uuid !== null && alive.has(uuid)) continue;
+        if (!report.repaired) {
+          report.abortedUploads += 1;
+          continue;
+        }
+        try {
+          await this.storage.abortIncompleteUpload(upload);
+          report.abortedUploads += 1;
+        } catch (error) {
+          report.failed += 1;
+          this.logger.warn(`could not abort incomplete upload to ${upload.key}: ${(error as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /** Deletes objects with no row; returns every listed object by key for the next step. */
+  private async sweepOrphanObjects(staleBefore: Date, report: ReconcileReport): Promise<Map<string, StoredObjectInfo>> {
+    const listed = new Map<string, StoredObjectInfo>();
+    for await (const object of this.storage.list(FILE_KEY_PREFIX)) listed.set(object.key, object);
+    const old = [...listed.values()].filter((o) => o.lastModified < staleBefore);
+    for (let i = 0; i < old.length; i += BATCH) {
+      const batch = old.slice(i, i + BATCH);
+      const known = await this.reconcileRepository.existing(uuidsOf(batch.map((o) => o.key)));
+      for (const object of batch) {
+        const uuid = uuidOfKey(object.key);
+        if (uuid === null) {
+          this.logger.warn(`ignoring object ${object.key}: not a key this service writes`);
+          continue;
+        }
+        if (known.has(uuid)) continue;
+        if (report.repaired) {
+          try {
+            await this.storage.delete(object.key);
+          } catch (error) {
+            report.failed += 1;
+            this.logger.warn(`could not delete orphan object ${object.key}: ${(error as Error).message}`);
+            continue;
+          }
+        }
+        report.orphanObjects += 1;
+      }
+    }
+    return listed;
+  }
+
+  /** Ready rows committed before the listing began whose object the listing did not contain. */
+  private async findLostObjects(listed: Map<string, StoredObjectInfo>, listingStartedAt: Date, report: ReconcileReport): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const rows = await this.reconcileRepository.readyPage(after, listingStartedAt, BATCH);
+      for (const row of rows) {
+        const key = storageKeyFor(row.publicId);
+        const object = listed.get(key) ?? (await this.storage.head(key));
+        if (object === null) {
+          await this.handleLost(row.uuid, row.publicId, report);
+        } else if (object.size !== row.bytes) {
+          report.sizeMismatches += 1;
+          this.logger.error(`file ${row.publicId}: stored object has ${object.size} bytes, metadata says ${row.bytes}`);
+        }
+      }
+      if (rows.length < BATCH) return;
+      after = rows[rows.length - 1].uuid;
+    }
+  }
+
+  private async handleLost(uuid: string, publicId: string, report: ReconcileReport): Promise<void> {
+    // Checked once more right before acting: the listing is a snapshot.
+    if ((await this.storage.head(storageKeyFor(publicId))) !== null) return;
+    report.lostObjects += 1;
+    this.logger.error(`file ${publicId}: its bytes are missing from storage${report.repaired ? '; removing the file' : ''}`);
+    if (report.repaired && (await this.reconcileRepository.tombstoneLost(uuid, this.clock.now()))) {
+      await this.files.deleteTombstone(uuid);
+    }
+  }
+
+  /** Deletes a claimed tombstone's bytes, then its row. */
+  private async purge(tombstone: Tombstone, report: ReconcileReport): Promise<boolean> {
+    try {
+      await this.storage.delete(storageKeyFor(tombstone.publicId));
+      await this.files.deleteTombstone(tombstone.uuid);
+      return true;
+    } catch (error) {
+      report.failed += 1;
+      this.logger.warn(`could not remove abandoned upload ${tombstone.publicId}: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  private log(report: ReconcileReport): void {
+    const fixed = report.stalePending + report.abortedUploads + report.orphanObjects + report.lostObjects;
+    if (fixed + report.failed + report.sizeMismatches + report.usageDrift.length === 0) return;
+    const entry = { message: 'reconcile', ...report };
+    if (report.lostObjects + report.sizeMismatches + report.usageDrift.length > 0) this.logger.error(entry);
+    else this.logger.log(entry);
+  }
+}
+
+function emptyReport(repaired: boolean): ReconcileReport {
+  return {
+    ran: true,
+    repaired,
+    stalePending: 0,
+    abortedUploads: 0,
+    orphanObjects: 0,
+    lostObjects: 0,
+    sizeMismatches: 0,
+    usageDrift: [],
+    failed: 0,
+  };
+}
+
+function uuidOfKey(key: string): string | null {
+  const publicId = publicIdFromKey(key);
+  return publicId === null ? null : (parseFileId(publicId)?.uuid ?? null);
+}
+
+function uuidsOf(keys: string[]): string[] {
+  return keys.map(uuidOfKey).filter((u): u is string => u !== null);
+}
