@@ -1,6 +1,8 @@
 import { ConsoleLogger, type LogLevel } from '@nestjs/common';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { openAiError } from './common/openai-error';
 import type { AppConfig, LogLevelName } from './config/app-config';
 
 const LEVELS: LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
@@ -25,11 +27,34 @@ export function configureApp(app: NestExpressApplication): void {
   app.set('query parser', 'simple');
 }
 
-/** Server timeouts, applied once listening. */
+/** Server timeouts and protocol-error answers, applied once listening. */
 export function configureServer(server: Server): void {
+  server.on('clientError', answerClientError);
   // Large uploads over slow links legitimately take long: bound idle time, not total time.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
   server.setTimeout(120_000);
+}
+
+/**
+ * Requests Node's HTTP parser rejects (oversized headers, malformed request lines) never reach
+ * Express; answer them with the same OpenAI-shaped error body as everything else.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (error.code !== undefined && ['ECONNRESET', 'EPIPE'].includes(error.code))) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'Request headers are too large.']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request took too long to arrive.']
+        : [400, 'Bad Request', 'Malformed HTTP request.'];
+  const body = JSON.stringify(openAiError(message, { code: 'invalid_request' }));
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
 }
