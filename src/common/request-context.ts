@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger, NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { maybeOwnerOf } from '../files/auth/owner';
 
 const REQUEST_ID = Symbol('files-api.requestId');
 type WithId = Request & { [REQUEST_ID]?: string };
@@ -33,6 +34,7 @@ export class RequestContextMiddleware implements NestMiddleware {
         method: request.method,
         path: request.originalUrl.split('?')[0],
         status: response.statusCode,
+        owner: maybeOwnerOf(request),
         durationMs: Number((process.hrtime.bigint() - started) / 1_000_000n),
         bytesIn: Number(request.headers['content-length'] ?? 0) || undefined,
         completed: response.writableFinished,

@@ -9,6 +9,11 @@ export function setOwner(request: Request, ownerId: string): void {
   (request as WithOwner)[OWNER] = ownerId;
 }
 
+/** The authenticated owner, if any (for logs). */
+export function maybeOwnerOf(request: Request): string | undefined {
+  return (request as WithOwner)[OWNER];
+}
+
 /** The owner FilesAuthGuard authenticated; throws if the guard did not run (a wiring bug). */
 export function ownerOf(request: Request): string {
   const owner = (request as WithOwner)[OWNER];
