@@ -10,7 +10,7 @@ import { FilesRepository } from '../files.repository';
 import { FileStorage } from '../storage/file-storage';
 import { storageKeyFor } from '../storage/storage-key';
 import { MeteredStream } from './metered-stream';
-import { parsePurpose, parseUploadFields } from './upload-fields';
+import { checkEarlyFields, parseUploadFields } from './upload-fields';
 
 /** Bytes of one file part, stored but not yet visible: its row is still `pending`. */
 export interface ReceivedUpload {
@@ -52,11 +52,11 @@ export class FileUploadService {
 
   /**
    * Streams one file part into storage under a new pending row. `fieldsSoFar` are the form fields
-   * that arrived before the file: a bad purpose among them refuses the upload before any byte is
+   * that arrived before the file: a bad one among them refuses the upload before any byte is
    * stored. Rejects with the source's own error if the source fails (size limit, disconnect).
    */
   async receive(ownerId: string, source: Readable, clientFilename: string | undefined, fieldsSoFar: Record<string, unknown>): Promise<ReceivedUpload> {
-    const purpose = fieldsSoFar.purpose === undefined ? undefined : parsePurpose(fieldsSoFar.purpose);
+    const purpose = checkEarlyFields(fieldsSoFar);
     const sizeLimit = this.limitFor(purpose);
     const now = this.clock.now();
     const remaining = this.options.limits.quotaBytesPerOwner - (await this.repository.liveUsage(ownerId, now));

@@ -18,6 +18,24 @@ const KNOWN_FIELDS = new Set(['file', 'purpose', 'expires_after']);
  * to refuse a bad upload before storing it).
  */
 export function parseUploadFields(body: Record<string, unknown>): UploadFields {
+  checkFieldNames(body);
+  return {
+    purpose: parsePurpose(body.purpose),
+    expiresAfterSeconds: parseExpiresAfter(body.expires_after),
+  };
+}
+
+/**
+ * Checks the fields that arrived before the file part, so a form that is already known to be bad
+ * is refused before its file is stored. Returns the purpose if it was among them.
+ */
+export function checkEarlyFields(body: Record<string, unknown>): UploadFields['purpose'] | undefined {
+  checkFieldNames(body);
+  if (body.expires_after !== undefined) parseExpiresAfter(body.expires_after);
+  return body.purpose === undefined ? undefined : parsePurpose(body.purpose);
+}
+
+function checkFieldNames(body: Record<string, unknown>): void {
   for (const name of Object.keys(body)) {
     if (!KNOWN_FIELDS.has(name)) {
       throw FilesError.invalid(name, `Unrecognized request argument supplied: ${name}`);
@@ -26,10 +44,6 @@ export function parseUploadFields(body: Record<string, unknown>): UploadFields {
   if ('file' in body) {
     throw FilesError.invalid('file', "'file' must be a file upload (a multipart part with a filename), not a text field.");
   }
-  return {
-    purpose: parsePurpose(body.purpose),
-    expiresAfterSeconds: parseExpiresAfter(body.expires_after),
-  };
 }
 
 export function parsePurpose(value: unknown): UploadFields['purpose'] {
