@@ -5,7 +5,7 @@ import type { Observable } from 'rxjs';
 import { ownerOf } from '../auth/owner';
 import { FilesError, FilesErrorCode } from '../files.errors';
 import { FilesModuleOptions } from '../files.options';
-import { FileStorageEngine } from './file-storage.engine';
+import { FileStorageEngine, uploadsSettled } from './file-storage.engine';
 import { FileUploadService } from './file-upload.service';
 import { UploadSlots } from './upload-slots';
 
@@ -60,6 +60,8 @@ export class UploadInterceptor implements NestInterceptor {
         this.parse(request, response, (error?: unknown) => (error ? reject(error) : resolve())),
       );
     } catch (error) {
+      // Answer only once a part that failed mid-stream has been cleaned up: nothing left behind.
+      await uploadsSettled(request);
       throw toFilesError(error);
     }
     return next.handle();
