@@ -1,0 +1,69 @@
+import type { Readable } from 'node:stream';
+import { StorageUnavailableError } from '../../src/files/files.errors';
+import { ByteRange, FileStorage, IncompleteUpload, ObjectReadStream, StoredObjectInfo } from '../../src/files/storage/file-storage';
+
+/**
+ * A real adapter with faults the test switches on: deletes of chosen keys fail as if the backend
+ * were down, and deletes can be held at a gate so the test can act while one is in flight.
+ * Everything else goes straight to the real backend.
+ */
+export class FaultyStorage extends FileStorage {
+  /** Keys whose delete fails with StorageUnavailableError. */
+  readonly failingDeletes = new Set<string>();
+  /** Every key a delete was attempted for, in order. */
+  readonly deleteAttempts: string[] = [];
+  private gate?: { opened: Promise<void>; open: () => void; reached: Promise<void>; reach: () => void };
+
+  constructor(private readonly inner: FileStorage) {
+    super();
+  }
+
+  /** Holds every following delete until `open()` is called; `reached` resolves when one waits. */
+  holdDeletes(): { reached: Promise<void>; open: () => void } {
+    let open!: () => void;
+    let reach!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const reached = new Promise<void>((resolve) => (reach = resolve));
+    this.gate = { opened, open, reached, reach };
+    return {
+      reached,
+      open: () => {
+        this.gate = undefined;
+        open();
+      },
+    };
+  }
+
+  async delete(key: string): Promise<void> {
+    this.deleteAttempts.push(key);
+    const gate = this.gate;
+    if (gate) {
+      gate.reach();
+      await gate.opened;
+    }
+    if (this.failingDeletes.has(key)) throw new StorageUnavailableError(`injected failure deleting ${key}`);
+    await this.inner.delete(key);
+  }
+
+  put(key: string, body: Readable): Promise<void> {
+    return this.inner.put(key, body);
+  }
+  openRead(key: string, range?: ByteRange): Promise<ObjectReadStream | null> {
+    return this.inner.openRead(key, range);
+  }
+  head(key: string): Promise<StoredObjectInfo | null> {
+    return this.inner.head(key);
+  }
+  list(prefix: string): AsyncIterable<StoredObjectInfo> {
+    return this.inner.list(prefix);
+  }
+  listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload> {
+    return this.inner.listIncompleteUploads(prefix);
+  }
+  abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    return this.inner.abortIncompleteUpload(upload);
+  }
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+}
