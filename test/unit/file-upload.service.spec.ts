@@ -118,6 +118,18 @@ describe(FileUploadService.name, () => {
     });
   });
 
+  it.each([
+    ['an unknown field', { model: 'gpt' }, 'model'],
+    ['a bad expiry', { expires_after: '{"anchor":"created_at","seconds":60}' }, 'expires_after.seconds'],
+  ])('refuses %s that arrives before the file, before storing a byte', async (_case, fields, param) => {
+    const h = filesHarness();
+    const put = jest.spyOn(h.storage, 'put');
+    const error = await rejectedFilesError(h.uploads.receive(OWNER, partOf('{"a":1}\n'), 'a.jsonl', fields));
+    expect({ code: error.code, param: error.param }).toEqual({ code: FilesErrorCode.InvalidValue, param });
+    expect(put).not.toHaveBeenCalled();
+    expectNothingLeft(h);
+  });
+
   describe('the size limit', () => {
     it('fails mid-stream with file_too_large at limit + 1, before the part has ended, storing nothing', async () => {
       const h = filesHarness({ maxBatchFileBytes: 1000 });

@@ -1,5 +1,6 @@
 import { FilesErrorCode } from '../../src/files/files.errors';
 import {
+  checkEarlyFields,
   DEFAULT_EXPIRES_AFTER_SECONDS,
   MAX_EXPIRES_AFTER_SECONDS,
   MIN_EXPIRES_AFTER_SECONDS,
@@ -47,6 +48,25 @@ describe('upload-fields', () => {
 
     it('reports a missing purpose', () => {
       expectFilesError(() => parseUploadFields({}), MissingParameter, 'purpose');
+    });
+  });
+
+  describe(checkEarlyFields.name, () => {
+    it('accepts a partial form: no purpose yet means no purpose to size the upload by', () => {
+      expect(checkEarlyFields({})).toBeUndefined();
+      expect(checkEarlyFields({ expires_after: { anchor: 'created_at', seconds: '3600' } })).toBeUndefined();
+      expect(checkEarlyFields({ purpose: 'batch' })).toBe('batch');
+    });
+
+    it.each([
+      ['an unknown field', { model: 'x' }, InvalidValue, 'model'],
+      ['file as a text field', { file: 'x' }, InvalidValue, 'file'],
+      ['a bad expiry', { expires_after: { seconds: '10' } }, InvalidValue, 'expires_after.seconds'],
+      ['fine-tune', { purpose: 'fine-tune' }, UnsupportedPurpose, 'purpose'],
+      ['batch-output', { purpose: 'batch-output' }, InvalidValue, 'purpose'],
+      ['a duplicated purpose', { purpose: ['batch', 'batch'] }, InvalidValue, 'purpose'],
+    ])('refuses %s already', (_case, fields, code, param) => {
+      expectFilesError(() => checkEarlyFields(fields), code, param);
     });
   });
 
