@@ -211,6 +211,16 @@ describe(FileUploadService.name, () => {
       expect(h.repository.usageOf(OWNER)).toBe(450);
     });
 
+    it('refuses the first byte for an owner already over a lowered quota, but still reports an empty file as empty', async () => {
+      const h = filesHarness({ quotaBytesPerOwner: 100 });
+      h.repository.seedReady({ ownerId: OWNER, bytes: 150, createdAt: T0, expiresAt: new Date(T0.getTime() + DAY_MS) });
+      const error = await rejectedFilesError(h.uploads.receive(OWNER, partOf('x'), 'a.jsonl', {}));
+      expect(error.code).toBe(FilesErrorCode.QuotaExceeded);
+      const empty = await h.uploads.receive(OWNER, partOf(), 'a.jsonl', {});
+      expect((await rejectedFilesError(h.uploads.complete(empty, { purpose: 'batch' }))).code).toBe(FilesErrorCode.EmptyFile);
+      expect(h.repository.usageOf(OWNER)).toBe(150);
+    });
+
     it('refuses at commit an upload that a concurrent one left no room for, removing its bytes', async () => {
       const h = filesHarness({ quotaBytesPerOwner: 500 });
       const first = await h.uploads.receive(OWNER, partOf(Buffer.alloc(300)), 'a.jsonl', {});
@@ -264,6 +274,38 @@ describe(FileUploadService.name, () => {
       expect(h.repository.stateOf(received.uuid)).toBe('pending');
       expect(h.repository.usageOf(OWNER)).toBe(0);
       expect(logs.messages('warn').join('\n')).toContain(received.publicId);
+    });
+  });
+
+  describe('the heartbeat of a pending upload', () => {
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] }));
+    afterEach(() => jest.useRealTimers());
+
+    it('refreshes the pending row while the upload runs and stops once it is committed', async () => {
+      const h = filesHarness();
+      const touch = jest.spyOn(h.repository, 'touchPending');
+      const received = await h.uploads.receive(OWNER, partOf('x'), 'a.jsonl', {});
+      // staleAfterSeconds is 120: the row is refreshed well within that.
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(touch.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(touch).toHaveBeenCalledWith(received.uuid, expect.any(Date));
+      await h.uploads.complete(received, { purpose: 'batch' });
+      touch.mockClear();
+      await jest.advanceTimersByTimeAsync(600_000);
+      expect(touch).not.toHaveBeenCalled();
+    });
+
+    it('stops once a refused upload is cleaned up', async () => {
+      const h = filesHarness();
+      const touch = jest.spyOn(h.repository, 'touchPending');
+      const received = await h.uploads.receive(OWNER, partOf('x'), 'a.jsonl', {});
+      await rejectedFilesError(h.uploads.complete(received, { purpose: 'fine-tune' }));
+      const limited = filesHarness({ maxBatchFileBytes: 1 });
+      const limitedTouch = jest.spyOn(limited.repository, 'touchPending');
+      await rejectedFilesError(limited.uploads.receive(OWNER, partOf('xy'), 'a.jsonl', {}));
+      await jest.advanceTimersByTimeAsync(600_000);
+      expect(touch).not.toHaveBeenCalled();
+      expect(limitedTouch).not.toHaveBeenCalled();
     });
   });
 

@@ -67,6 +67,16 @@ describe(FilesService.name, () => {
       await expectNotFound(files.retrieve('bob', file.id), file.id);
     });
 
+    it("gives no oracle: another owner's file fails exactly like an id that never existed", async () => {
+      const { files, file, repository } = await withAliceFile();
+      const theirs = await rejectedFilesError(files.retrieve('bob', file.id));
+      const alice2 = await withAliceFile();
+      await alice2.files.delete('alice', alice2.file.id);
+      const gone = await rejectedFilesError(alice2.files.retrieve('alice', alice2.file.id));
+      const shape = (e: typeof theirs, id: string) => ({ code: e.code, param: e.param, message: e.message.replace(id, '<id>') });
+      expect(shape(theirs, file.id)).toEqual(shape(gone, alice2.file.id));
+    });
+
     it('answers not found for an expired file, at the very second it expires', async () => {
       const { files, file, clock } = await withAliceFile();
       clock.advance(30 * DAY_MS - 1);
