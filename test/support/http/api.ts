@@ -93,7 +93,7 @@ export class FilesClient {
     return this.auth(request(this.origin).get(`${this.base}/${encodeURIComponent(id)}`), owner);
   }
 
-  /** The content, with the body as a Buffer whatever its type. */
+  /** The content: the body as a Buffer (whatever its bytes), or parsed when it is a JSON error. */
   content(owner: TestOwner | null, id: string, headers: Record<string, string> = {}): Promise<Response> {
     return this.auth(request(this.origin).get(`${this.base}/${encodeURIComponent(id)}/content`), owner)
       .set(headers)
@@ -101,7 +101,11 @@ export class FilesClient {
       .parse((res, done) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => done(null, Buffer.concat(chunks)));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          const json = /^application\/json/.test(String(res.headers['content-type']));
+          done(null, json ? JSON.parse(body.toString('utf8')) : body);
+        });
       });
   }
 
