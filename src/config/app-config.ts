@@ -242,6 +242,11 @@ export function parseApiKeys(raw: string): Map<string, string> {
     const position = `entry ${keys.size + 1}`;
     if (key === '' || owner === '') throw new ConfigError('API_KEYS', `${position} is not a key:owner pair`);
     if (key.length < 8) throw new ConfigError('API_KEYS', `${position} has a key shorter than 8 characters`);
+    // What a Bearer header can carry (see ApiKeyOwnerResolver); any other key could never match.
+    if (key.length > 1024) throw new ConfigError('API_KEYS', `${position} has a key longer than 1024 characters`);
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      throw new ConfigError('API_KEYS', `${position} has a key with whitespace or non-ASCII characters`);
+    }
     if (!OWNER_PATTERN.test(owner)) {
       // Not echoed either: when a key containing ':' lacks its owner, this "owner" is the key's tail.
       throw new ConfigError('API_KEYS', `${position} has an invalid owner (letters, digits, . _ @ -; at most 128)`);

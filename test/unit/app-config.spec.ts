@@ -246,6 +246,12 @@ describe(parseApiKeys.name, () => {
     expectKeysRefused('sk-alice-000001:alice,s3cr3t7:bob', ['s3cr3t7'], /entry 2 has a key shorter than 8/);
   });
 
+  it('refuses a key no Authorization header could carry, without echoing it', () => {
+    expectKeysRefused('sk-with space-secret:alice', ['with space', 'secret'], /entry 1 has a key with whitespace or non-ASCII/);
+    expectKeysRefused('sk-ключ-secret-1:alice', ['ключ', 'secret'], /entry 1 has a key with whitespace or non-ASCII/);
+    expectKeysRefused(`sk-${'x'.repeat(1022)}:alice`, ['xxxxxxxx'], /entry 1 has a key longer than 1024/);
+  });
+
   it('refuses a repeated key, without echoing it', () => {
     expectKeysRefused('sk-dup-secret-1:alice,sk-dup-secret-1:bob', ['sk-dup-secret-1', 'dup-secret'], /entry 2 repeats a key/);
   });

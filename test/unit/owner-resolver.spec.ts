@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { ConfigError, parseApiKeys } from '../../src/config/app-config';
 import { ApiKeyOwnerResolver } from '../../src/files/auth/owner-resolver';
 
 const KEYS = new Map([
@@ -67,5 +68,34 @@ describe(ApiKeyOwnerResolver.name, () => {
     const serialized = JSON.stringify(resolver);
     expect(serialized).not.toContain('sk-alice-0000000001');
     expect(serialized).toContain('alice');
+  });
+
+  describe('with keys from API_KEYS', () => {
+    /** The header as Node hands it over: the client's UTF-8 bytes read as latin1. */
+    const overHttp = (key: string) => requestWith(Buffer.from(`Bearer ${key}`, 'utf8').toString('latin1'));
+
+    it.each([
+      ['an inner space', 'sk-live aaaaaaaa'],
+      ['a space before the colon', 'sk-live-aaaaaaaa '],
+      ['a tab', 'sk-live-\taaaaaaa'],
+      ['1025 characters', 'k'.repeat(1025)],
+      ['non-ASCII characters', 'sk-ключ-aaaaaaaa'],
+    ])('refuses at startup a key with %s rather than one no request can ever present', (_case, key) => {
+      let keys: Map<string, string>;
+      try {
+        keys = parseApiKeys(`${key}:alice`);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).message).not.toContain(key.trim());
+        return;
+      }
+      // Accepted: then it must work.
+      expect(new ApiKeyOwnerResolver(keys).resolve(overHttp(key))).toBe('alice');
+    });
+
+    it('resolves a key of exactly 1024 printable ASCII characters', () => {
+      const key = `sk-${'~'.repeat(1021)}`;
+      expect(new ApiKeyOwnerResolver(parseApiKeys(`${key}:alice`)).resolve(overHttp(key))).toBe('alice');
+    });
   });
 });
