@@ -196,7 +196,7 @@ function loadStorage(
   if (driver !== 's3') throw new ConfigError('STORAGE_DRIVER', `must be "s3" or "fs", got "${driver}"`);
 
   const endpoint = read('S3_ENDPOINT') || undefined;
-  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(endpoint)) {
     throw new ConfigError('S3_ENDPOINT', `must be an http:// or https:// URL, got "${endpoint}"`);
   }
   const bucket = required('S3_BUCKET', ' when STORAGE_DRIVER=s3');

@@ -12,7 +12,7 @@ export function sanitizeFilename(raw: string | undefined | null): string {
   // Lone surrogates cannot be encoded as UTF-8; toWellFormed replaces them with U+FFFD.
   let name = raw.toWellFormed();
   name = name.split(/[/\\]/).pop() ?? '';
-  name = name.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '');
+  name = name.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '');
   // Normalized only now: a removed character may have separated a letter from its accent.
   name = name.normalize('NFC').trim();
   if (name === '' || name === '.' || name === '..') return FALLBACK;

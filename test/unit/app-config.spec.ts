@@ -159,6 +159,15 @@ describe(loadConfig.name, () => {
   it('refuses an S3_ENDPOINT that is not an http(s) URL', () => {
     expectRefused(s3Env({ S3_ENDPOINT: 'minio:9000' }), 'S3_ENDPOINT');
     expectRefused(s3Env({ S3_ENDPOINT: 'ftp://minio' }), 'S3_ENDPOINT');
+    expectRefused(s3Env({ S3_ENDPOINT: 'http://minio:9000 http://backup:9000' }), 'S3_ENDPOINT');
+    expectRefused(s3Env({ S3_ENDPOINT: 'http://' }), 'S3_ENDPOINT');
+  });
+
+  it('accepts an S3_ENDPOINT with a port or a path', () => {
+    expect(loadConfig(s3Env({ S3_ENDPOINT: 'https://s3.example.com:8443/' })).storage).toMatchObject({
+      endpoint: 'https://s3.example.com:8443/',
+    });
+    expect(loadConfig(s3Env({ S3_ENDPOINT: 'http://10.0.0.5:9000' })).storage).toMatchObject({ endpoint: 'http://10.0.0.5:9000' });
   });
 
   it('refuses half an S3 key pair, naming the missing half and never the secret', () => {

@@ -42,6 +42,13 @@ describe('filename', () => {
       expect(name).toBe('abcdefghijklm.txt');
     });
 
+    it('removes every Unicode Bidi_Control character', () => {
+      const all = Array.from({ length: 0x10000 }, (_, c) => String.fromCharCode(c)).filter((c) => /\p{Bidi_Control}/u.test(c));
+      expect(all.length).toBeGreaterThanOrEqual(12);
+      const name = sanitizeFilename(`a${all.join('')}b.txt`);
+      expect(name).toBe('ab.txt');
+    });
+
     it('replaces lone surrogates so the name is valid UTF-8', () => {
       for (const raw of ['a\ud800b.txt', 'a\udc00b.txt', 'end\ud83d', '\ude00start']) {
         const name = sanitizeFilename(raw);
