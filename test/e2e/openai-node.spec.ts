@@ -290,7 +290,7 @@ describe('files-api limits through the official openai Node client (S3 storage)'
     return { source, create: () => openaiFor(t, owner).files.create({ file: createReadStream(source.path), purpose: 'batch' }) };
   };
 
-  it('raises APIError 413 file_too_large for a streamed file over the batch limit, after a part reached S3, and leaves no object or open multipart upload', async () => {
+  it('raises APIError 413 file_too_large for a streamed file over the batch limit, refused once its S3 multipart upload had begun, and leaves no object or open multipart upload', async () => {
     // 12 MiB against a 9 MiB limit: the first 8 MiB part is uploaded before the limit trips.
     const { create } = await streamed('sizer', 'too-big.jsonl', 12 * MiB);
     const s3 = recordS3Calls();
