@@ -31,7 +31,7 @@ export class OpenAiExceptionFilter implements ExceptionFilter {
     const response = context.getResponse<Response>();
     const requestId = requestIdOf(request);
 
-    if (exception instanceof ClientDisconnectedError || response.destroyed) {
+    if (exception instanceof ClientDisconnectedError) {
       this.logger.debug({ requestId, message: 'client went away before the response' });
       return;
     }
@@ -42,6 +42,7 @@ export class OpenAiExceptionFilter implements ExceptionFilter {
       if (mapped.status === 503) this.logger.warn({ requestId, message: `backend unavailable: ${detail}` });
       else this.logger.error({ requestId, message: `unhandled error: ${detail}`, stack: (cause as Error)?.stack });
     }
+    if (response.destroyed) return;
     if (response.headersSent) {
       response.destroy();
       return;
