@@ -29,7 +29,8 @@ const withBackends = (name, timeout) => ({
   testMatch: [`<rootDir>/test/${name}/**/*.spec.ts`],
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-  testTimeout: timeout,
+  // Jest ignores `testTimeout` inside a project entry; a setup file sets it per tier.
+  setupFilesAfterEnv: [`<rootDir>/test/support/setup/timeout-${timeout / 1000}s.ts`],
 });
 
 module.exports = {
