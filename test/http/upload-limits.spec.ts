@@ -1,6 +1,6 @@
 import { BASES, startHarness, type Harness } from '../support/http/harness';
 import { clientFor, expectOpenAiError, jsonlBytes } from '../support/http/api';
-import { multipart, rawRequest } from '../support/http/multipart';
+import { multipart, rawRequest, startRequest } from '../support/http/multipart';
 import { insertPlatformFile } from '../support/http/platform';
 import { expectNothingLeftBehind, residue, usageOf } from '../support/http/residue';
 
@@ -10,7 +10,13 @@ const QUOTA = 2048;
 describe('POST /files (size limit and owner quota)', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ env: { FILES_MAX_BATCH_FILE_BYTES: String(LIMIT), FILES_QUOTA_BYTES_PER_OWNER: String(QUOTA) } });
+    h = await startHarness({
+      env: {
+        FILES_MAX_BATCH_FILE_BYTES: String(LIMIT),
+        FILES_QUOTA_BYTES_PER_OWNER: String(QUOTA),
+        FILES_MAX_CONCURRENT_UPLOADS_PER_OWNER: '1',
+      },
+    });
   });
   afterAll(async () => h?.close());
 
@@ -121,6 +127,32 @@ describe('POST /files (size limit and owner quota)', () => {
       expect((await api().upload(full, { data: jsonlBytes(1) })).status).toBe(400);
       expect((await api().upload(other, { data: jsonlBytes(LIMIT) })).status).toBe(200);
     });
+  });
+
+  it('refuses a second concurrent upload of the same owner with 429 and Retry-After, and frees the slot afterwards', async () => {
+    const owner = h.owner();
+    const api = clientFor(h, BASES[1]);
+    const { body, contentType } = multipart([
+      { name: 'purpose', value: 'batch' },
+      { name: 'file', filename: 'slow.jsonl', data: jsonlBytes(1000) },
+    ]);
+    const slow = startRequest(h.t.origin, BASES[1], { Authorization: owner.auth, 'Content-Type': contentType }, body, 300);
+    // Until the server has taken the slot, a second upload may still get in: wait for the pending row.
+    for (let i = 0; i < 100 && (await h.db.query(`SELECT 1 FROM files WHERE owner_id = $1`, [owner.name])).rowCount === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const before = await residue(h);
+    const second = await api.upload(owner, { data: jsonlBytes(10) });
+    expectOpenAiError(second, 429, { code: 'too_many_uploads', param: null });
+    expect(second.headers['retry-after']).toBe('1');
+    await expectNothingLeftBehind(h, before);
+    // Another owner is not held back by it.
+    expect((await api.upload(h.owner(), { data: jsonlBytes(10) })).status).toBe(200);
+
+    const first = await slow.finish();
+    expect(first.status).toBe(200);
+    expect(first.json.bytes).toBe(1000);
+    expect((await api.upload(owner, { data: jsonlBytes(10) })).status).toBe(200);
   });
 
   // Moves the shared clock forward, so it runs last.

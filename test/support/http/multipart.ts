@@ -109,3 +109,45 @@ export function abandonRequest(origin: string, path: string, headers: Record<str
     })();
   });
 }
+
+/**
+ * Starts a POST whose body is sent in two steps: `head` now, the rest when `finish` is called,
+ * so a test can hold a request open (an upload in progress) while it sends others.
+ */
+export function startRequest(
+  origin: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  headBytes: number,
+): { finish(): Promise<RawResponse> } {
+  const url = new URL(path, origin);
+  let settle!: (res: RawResponse) => void;
+  let fail!: (error: Error) => void;
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  const req = http.request(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: false }, (res) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const buffer = Buffer.concat(chunks);
+      let json: unknown;
+      try {
+        json = JSON.parse(buffer.toString('utf8'));
+      } catch {
+        json = undefined;
+      }
+      settle({ status: res.statusCode ?? 0, headers: res.headers, body: buffer, json });
+    });
+  });
+  req.on('error', fail);
+  req.write(body.subarray(0, headBytes));
+  return {
+    finish: () => {
+      req.end(body.subarray(headBytes));
+      return response;
+    },
+  };
+}
