@@ -44,6 +44,12 @@ export interface TestAppOptions {
   storage: 'fs' | 's3';
   /** Extra environment (limits, intervals…), as the service would read it. */
   env?: Record<string, string>;
+  /**
+   * Last say over the environment the service reads, once the test database and bucket are known:
+   * e.g. to send DATABASE_URL or S3_ENDPOINT through a FaultProxy. The returned environment is used
+   * as is; the test's own handles (`database.url`, `bucket.client`) keep talking to the real servers.
+   */
+  rewriteEnv?: (env: Record<string, string | undefined>) => Record<string, string | undefined>;
 }
 
 /**
@@ -55,7 +61,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
   const database = await createTestDatabase();
   const bucket = options.storage === 's3' ? await createTestBucket() : undefined;
   const fsDir = options.storage === 'fs' ? await mkdtemp(path.join(tmpdir(), 'files-api-test-')) : undefined;
-  const config = loadConfig({
+  const env: Record<string, string | undefined> = {
     DATABASE_URL: database.url,
     API_KEYS: Object.entries(KEYS)
       .map(([owner, key]) => `${key}:${owner}`)
@@ -65,7 +71,8 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     LOG_LEVEL: 'error',
     ...(bucket ? bucket.env : { STORAGE_DRIVER: 'fs', FS_STORAGE_DIR: fsDir }),
     ...options.env,
-  });
+  };
+  const config = loadConfig(options.rewriteEnv ? options.rewriteEnv(env) : env);
   const clock = new TestClock();
   const moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot(config)] })
     .overrideProvider(Clock)
