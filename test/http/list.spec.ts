@@ -40,6 +40,17 @@ describe('GET /files', () => {
       });
     });
 
+    it('returns more than a typical page size (20, 100) by default: the default limit is 10000', async () => {
+      const owner = h.owner();
+      const made: string[] = [];
+      for (let i = 0; i < 101; i++) made.push((await insertPlatformFile(h, owner, { bytes: 1 })).id);
+      const res = await api().list(owner);
+      expect(res.body.data).toHaveLength(101);
+      expect(res.body.has_more).toBe(false);
+      // Ids sort as they were issued (several may share a millisecond, then their random part decides).
+      expect(ids(res.body.data)).toEqual([...made].sort().reverse());
+    });
+
     it('lists oldest first with order=asc and newest first with order=desc', async () => {
       const owner = h.owner();
       const files = await filesOf(owner, 3);
