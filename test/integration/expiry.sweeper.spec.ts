@@ -188,10 +188,13 @@ describe(ExpirySweeper.name, () => {
 
     const gate = a.storage.holdDeletes();
     const first = a.sweeper.sweep();
-    await gate.reached;
-    expect(await b.sweeper.sweep()).toEqual({ ran: false, expired: 0, purged: 0, failed: 0 });
-    expect(b.storage.deleteAttempts).toEqual([]);
-    gate.open();
+    try {
+      await gate.reached;
+      expect(await b.sweeper.sweep()).toEqual({ ran: false, expired: 0, purged: 0, failed: 0 });
+      expect(b.storage.deleteAttempts).toEqual([]);
+    } finally {
+      gate.open();
+    }
     expect(await first).toEqual({ ran: true, expired: 4, purged: 4, failed: 0 });
     // The lock is released with the run: the other replica may sweep now (nothing left).
     expect(await b.sweeper.sweep()).toEqual({ ran: true, expired: 0, purged: 0, failed: 0 });

@@ -203,6 +203,19 @@ describe(migrate.name, () => {
       expect(await migrate(database.url, { dir })).toEqual({ applied: ['0002_bad', '0003_after'], alreadyApplied: ['0001_ok'] });
     });
 
+    it('rolls a migration back when its record cannot be written', async () => {
+      const database = await emptyDatabase();
+      // The SQL itself succeeds, but makes the INSERT of its own record fail: applied and
+      // recorded must stand or fall together.
+      const dir = await tempMigrations({
+        '0001_sabotage': `CREATE TABLE t_sabotage (id int);
+          ALTER TABLE "_prisma_migrations" ADD CONSTRAINT refuse_records CHECK (migration_name <> '0001_sabotage');`,
+      });
+      await expect(migrate(database.url, { dir })).rejects.toThrow(/0001_sabotage/);
+      expect(await tableExists(database, 't_sabotage')).toBe(false);
+      expect(await recorded(database)).toEqual([]);
+    });
+
     it('records nothing when the very first migration fails', async () => {
       const database = await emptyDatabase();
       const dir = await tempMigrations({ '0001_bad': 'CREATE TABLE t_first (id int); CREATE TABLE t_first (id int);' });
