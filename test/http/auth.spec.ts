@@ -23,13 +23,17 @@ describe('authentication (every endpoint)', () => {
     ['GET /files/{id}/content', (base, id) => request(h.t.origin).get(`${base}/${id}/content`)],
     ['DELETE /files/{id}', (base, id) => request(h.t.origin).delete(`${base}/${id}`)],
   ];
+  /** The three ways of the contract, on every endpoint. */
   const BAD_CREDENTIALS: [string, string | undefined, RegExp][] = [
     ['no Authorization header', undefined, /didn't provide an API key/],
-    ['an empty Authorization header', '', /didn't provide an API key/],
     ['the Basic scheme', `Basic ${Buffer.from('alice:sk-test-alice-0000000001').toString('base64')}`, /Incorrect API key/],
+    ['an unknown key', 'Bearer sk-test-mallory-00000000', /Incorrect API key/],
+  ];
+  /** Near misses of a real key, on one endpoint. */
+  const NEAR_MISSES: [string, string, RegExp][] = [
+    ['an empty Authorization header', '', /didn't provide an API key/],
     ['a bare key without a scheme', 'sk-test-alice-0000000001', /Incorrect API key/],
     ['Bearer with no key', 'Bearer ', /Incorrect API key|didn't provide/],
-    ['an unknown key', 'Bearer sk-test-mallory-00000000', /Incorrect API key/],
     ['a known key with a suffix', 'Bearer sk-test-alice-0000000001x', /Incorrect API key/],
     ['a prefix of a known key', 'Bearer sk-test-alice-000000000', /Incorrect API key/],
     ['two keys', 'Bearer sk-test-alice-0000000001 sk-test-bob-00000000002', /Incorrect API key/],
@@ -52,6 +56,11 @@ describe('authentication (every endpoint)', () => {
         const res = await call(base, 'file_does_not_exist').set('Authorization', 'Bearer sk-nobody-000000');
         expectOpenAiError(res, 401, { code: 'invalid_api_key', param: null });
       });
+    });
+
+    it.each(NEAR_MISSES)('answers 401 invalid_api_key for %s', async (_label, header, message) => {
+      const res = await request(h.t.origin).get(`${base}/${file.id}`).set('Authorization', header);
+      expectOpenAiError(res, 401, { code: 'invalid_api_key', param: null, message });
     });
 
     it('accepts the scheme name in any case', async () => {
