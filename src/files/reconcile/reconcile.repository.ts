@@ -26,14 +26,17 @@ export class ReconcileRepository {
   constructor(private readonly db: FilesDatabase) {}
 
   /**
-   * Claims pending uploads whose writer stopped proving it is alive: they become tombstones, so
-   * a writer that was merely slow can no longer commit (its commit requires `pending`). Pending
-   * rows are never charged, so no usage changes.
+   * Claims pending uploads whose writer stopped proving it is alive by deleting their rows, so a
+   * writer that was merely slow can no longer commit (its commit requires its `pending` row).
+   * Pending rows are never charged, so no usage changes. Their rows are removed rather than turned
+   * into tombstones: a `deleting` row must be complete (purpose, expires_at: the
+   * files_ready_complete_check constraint), which an upload that never finished is not. Bytes the
+   * caller then fails to delete are an object without a row, which the orphan sweep removes.
    */
-  async claimStalePending(staleBefore: Date, now: Date, limit: number): Promise<Tombstone[]> {
+  async claimStalePending(staleBefore: Date, _now: Date, limit: number): Promise<Tombstone[]> {
     const rows = await guardDatabase(
       () => this.db.prisma.$queryRaw<{ id: string; owner_id: string; bytes: bigint }[]>`
-        UPDATE files SET state = 'deleting', heartbeat_at = ${now}
+        DELETE FROM files
         WHERE id IN (
           SELECT id FROM files WHERE state = 'pending' AND heartbeat_at < ${staleBefore}
           ORDER BY heartbeat_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
