@@ -12,9 +12,6 @@ import { FaultyStorage } from '../support/faulty-storage';
 import { HOUR_MS, ledger, newOwner, openFilesDatabase, seedFile, stateOf, type SeedOptions, type SeededFile } from '../support/files-db';
 import { randomContent, streamOf } from '../support/streams';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 const STALE_SECONDS = 120;
 
 /** Records every batch the sweeper asks for, to prove the batches stay bounded. */

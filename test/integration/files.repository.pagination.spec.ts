@@ -2,9 +2,6 @@ import type { ListOrder, ListQuery } from '../../src/files/file.types';
 import { FilesRepository } from '../../src/files/files.repository';
 import { HOUR_MS, newOwner, openRepository, seedFile, type RepositoryFixture, type SeededFile } from '../support/files-db';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 describe(`${FilesRepository.name} pagination`, () => {
   let f: RepositoryFixture;
   let repository: FilesRepository;

@@ -13,9 +13,6 @@ import {
   type RepositoryFixture,
 } from '../support/files-db';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 describe(FilesRepository.name, () => {
   let f: RepositoryFixture;
   let repository: FilesRepository;

@@ -8,9 +8,6 @@ import { migrate, MIGRATIONS_DIR } from '../../src/database/migrator';
 import type { TestDatabase } from '../support/backends';
 import { createEmptyDatabase } from '../support/empty-database';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 interface MigrationRow {
   id: string;
   checksum: string;

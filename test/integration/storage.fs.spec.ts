@@ -6,9 +6,6 @@ import { StorageUnavailableError } from '../../src/files/files.errors';
 import { manualStream, randomContent, streamOf, eventually } from '../support/streams';
 import { storageContract, type StorageHarness } from './storage-contract';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 async function fsHarness(): Promise<StorageHarness & { root: string }> {
   const root = await mkdtemp(path.join(tmpdir(), 'files-api-storage-'));
   const storage = new FsFileStorage(root);

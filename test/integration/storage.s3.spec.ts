@@ -9,9 +9,6 @@ import { createTestBucket, listMultipartUploads, type TestBucket } from '../supp
 import { MiB, randomContent, readAll, sha256, streamOf } from '../support/streams';
 import { LARGE_BYTES, storageContract, type StorageHarness } from './storage-contract';
 
-// jest.config's per-project testTimeout is not applied by Jest 30 (a global-only option); set it here.
-jest.setTimeout(60_000);
-
 const PART_BYTES = 5 * MiB;
 
 function s3Options(bucket: TestBucket, overrides: Partial<S3StorageOptions> = {}): S3StorageOptions {
