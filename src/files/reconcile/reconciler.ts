@@ -122,7 +122,11 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
       const alive = await this.reconcileRepository.inProgress(uuidsOf(batch.map((u) => u.key)), staleBefore);
       for (const upload of batch) {
         const uuid = uuidOfKey(upload.key);
-        if (uuid !== null && alive.has(uuid)) continue;
+        if (uuid === null) {
+          this.logger.warn(`ignoring incomplete upload to ${upload.key}: not a key this service writes`);
+          continue;
+        }
+        if (alive.has(uuid)) continue;
         if (!report.repaired) {
           report.abortedUploads += 1;
           continue;
@@ -193,8 +197,14 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     if ((await this.storage.head(storageKeyFor(publicId))) !== null) return;
     report.lostObjects += 1;
     this.logger.error(`file ${publicId}: its bytes are missing from storage${report.repaired ? '; removing the file' : ''}`);
-    if (report.repaired && (await this.reconcileRepository.tombstoneLost(uuid, this.clock.now()))) {
-      await this.files.deleteTombstone(uuid);
+    if (!report.repaired) return;
+    // One file's failure (e.g. its owner's usage drifted below its size, so the release would
+    // break the usage >= 0 check) must not stop the rest of the pass.
+    try {
+      if (await this.reconcileRepository.tombstoneLost(uuid, this.clock.now())) await this.files.deleteTombstone(uuid);
+    } catch (error) {
+      report.failed += 1;
+      this.logger.warn(`could not remove file ${publicId} with lost bytes: ${(error as Error).message}`);
     }
   }
 

@@ -100,8 +100,16 @@ export class FsFileStorage extends FileStorage {
   async *list(prefix: string): AsyncIterable<StoredObjectInfo> {
     for await (const relative of this.walk('')) {
       if (!relative.startsWith(prefix)) continue;
-      const info = await this.head(relative);
-      if (info) yield info;
+      // stat, not head(): a file this service did not write (`files/.DS_Store`) may have a name
+      // head() refuses; the listing reports it, as an S3 listing would, instead of failing.
+      let s;
+      try {
+        s = await stat(path.join(this.root, relative));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw this.translate(error);
+      }
+      yield { key: relative, size: s.size, lastModified: s.mtime };
     }
   }
 
