@@ -81,7 +81,7 @@ export function mapFilesError(error: FilesError): Mapped {
     case FilesErrorCode.InvalidMultipart:
       return { status: HttpStatus.BAD_REQUEST, body: body() };
     case FilesErrorCode.RangeNotSatisfiable:
-      return { status: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, body: body() };
+      return { status: HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, body: body(), headers: error.headers };
     case FilesErrorCode.MethodNotAllowed:
       return { status: HttpStatus.METHOD_NOT_ALLOWED, body: body() };
     case FilesErrorCode.FileTooLarge:

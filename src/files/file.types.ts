@@ -2,7 +2,7 @@
 export const UPLOAD_PURPOSES = ['batch'] as const;
 /** Purposes that exist but cannot be uploaded yet. */
 export const UNSUPPORTED_PURPOSES = ['fine-tune'] as const;
-/** Purposes written only by the platform (see FilesService.createPlatformFile). */
+/** Purposes written only by the platform, never through POST /files (they count toward quota). */
 export const PLATFORM_PURPOSES = ['batch-output'] as const;
 export const ALL_PURPOSES = [...UPLOAD_PURPOSES, ...UNSUPPORTED_PURPOSES, ...PLATFORM_PURPOSES] as const;
 

@@ -24,14 +24,17 @@ export class FilesError extends Error {
     readonly code: FilesErrorCode,
     message: string,
     readonly param: string | null = null,
-    options?: { cause?: unknown; retryAfterSeconds?: number },
+    options?: { cause?: unknown; retryAfterSeconds?: number; headers?: Record<string, string> },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FilesError';
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.headers = options?.headers ?? {};
   }
 
   readonly retryAfterSeconds?: number;
+  /** Response headers the error calls for (e.g. Content-Range on a 416). */
+  readonly headers: Record<string, string>;
 
   static notFound(publicId: string): FilesError {
     const shown = publicId.length > 100 ? `${publicId.slice(0, 100)}…` : publicId;

@@ -49,6 +49,7 @@ export class FilesService {
         FilesErrorCode.RangeNotSatisfiable,
         `The requested range is not satisfiable; the file has ${file.bytes} bytes.`,
         'range',
+        { headers: { 'Content-Range': `bytes */${file.bytes}` } },
       );
     }
     const stream = await this.storage.openRead(storageKeyFor(file.id), range);

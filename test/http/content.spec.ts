@@ -47,6 +47,7 @@ describe('GET /files/{id}/content', () => {
     it.each([`bytes=${SIZE}-`, `bytes=${SIZE + 10}-${SIZE + 20}`, 'bytes=-0'])('answers the unsatisfiable Range %s with 416', async (range) => {
       const res = await api().content(h.alice, file.id, { Range: range });
       expectOpenAiError(res, 416, { code: 'range_not_satisfiable', param: 'range', message: new RegExp(`${SIZE} bytes`) });
+      expect(res.headers['content-range']).toBe(`bytes */${SIZE}`);
     });
 
     it.each(['items=0-5', 'bytes=5-2', 'bytes=0-1,3-4', 'bytes=abc', 'bytes=-'])('ignores the Range %p it does not honour and sends the whole file', async (range) => {
