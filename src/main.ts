@@ -1,13 +1,10 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { Server } from 'node:http';
-import { AppModule } from './app.module';
-import { configureApp, configureServer, createLogger } from './bootstrap';
 import { type AppConfig, ConfigError, loadConfig } from './config/app-config';
-import { ShutdownState } from './health/shutdown-state';
 
+/**
+ * Entry point: validates the configuration first, and only then loads NestJS and the app, so a
+ * bad configuration is reported at once (exit status 78, the variable named).
+ */
 async function bootstrap(): Promise<void> {
   let config: AppConfig;
   try {
@@ -19,41 +16,11 @@ async function bootstrap(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.log);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger });
-  configureApp(app);
-  const server: Server = await app.listen(config.port, config.host);
-  configureServer(server);
-  Logger.log(`listening on ${config.host}:${config.port} (storage: ${config.storage.driver})`, 'Bootstrap');
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    Logger.log(`${signal} received: draining in-flight requests (up to ${config.shutdownGraceMs} ms)`, 'Bootstrap');
-    app.get(ShutdownState).draining = true;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
-    const sweeper = setInterval(() => server.closeIdleConnections(), 200);
-    server.closeIdleConnections();
-    const timedOut = await Promise.race([
-      closed.then(() => false),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), config.shutdownGraceMs).unref()),
-    ]);
-    clearInterval(sweeper);
-    if (timedOut) {
-      Logger.warn('grace period over: closing remaining connections', 'Bootstrap');
-      server.closeAllConnections();
-    }
-    await app.close();
-    Logger.log('shut down cleanly', 'Bootstrap');
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+  const { startServer } = require('./server') as typeof import('./server');
+  await startServer(config);
 }
 
 bootstrap().catch((error: Error) => {
-  Logger.error(`failed to start: ${error.message}`, error.stack, 'Bootstrap');
+  console.error(`failed to start: ${error.stack ?? error.message}`);
   process.exit(1);
 });
