@@ -7,10 +7,27 @@ import type { AppConfig, LogLevelName } from './config/app-config';
 
 const LEVELS: LogLevelName[] = ['error', 'warn', 'log', 'debug', 'verbose'];
 
-/** Structured (JSON) or human-readable logs at the configured level. */
-export function createLogger(config: AppConfig['log']): ConsoleLogger {
+/** A logger that writes every level to stderr, for commands whose stdout is their output. */
+class StderrLogger extends ConsoleLogger {
+  protected override printMessages(
+    messages: unknown[],
+    context?: string,
+    logLevel?: LogLevel,
+    _stream?: 'stdout' | 'stderr',
+    errorStack?: unknown,
+    params?: Record<string, any>,
+  ): void {
+    super.printMessages(messages, context, logLevel, 'stderr', errorStack, params);
+  }
+}
+
+/**
+ * Structured (JSON) or human-readable logs at the configured level. `stderr: true` keeps stdout
+ * for a command's own output (`npm run audit -- --json | jq`); Nest writes log and warn to stdout.
+ */
+export function createLogger(config: AppConfig['log'], options: { stderr?: boolean } = {}): ConsoleLogger {
   const logLevels: LogLevel[] = LEVELS.slice(0, LEVELS.indexOf(config.level) + 1);
-  return new ConsoleLogger({
+  return new (options.stderr ? StderrLogger : ConsoleLogger)({
     json: config.format === 'json',
     logLevels: [...logLevels, 'fatal'],
     prefix: 'files-api',

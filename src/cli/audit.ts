@@ -38,7 +38,7 @@ async function main(): Promise<number> {
   for (const arg of args) if (!['--repair', '--json'].includes(arg)) throw new ConfigError(arg, `is not an option\n${USAGE}`);
   const config = loadConfig(process.env, { requireApiKeys: false });
   const context = await NestFactory.createApplicationContext(AuditModule.with(config), {
-    logger: createLogger({ ...config.log, level: 'warn' }),
+    logger: createLogger({ ...config.log, level: 'warn' }, { stderr: true }),
   });
   try {
     const reconciler = context.get(Reconciler);
@@ -50,13 +50,15 @@ async function main(): Promise<number> {
     };
     const result: AuditResult = { before: await findings() };
     if (args.has('--repair')) {
-      const fixed = await reconciler.reconcile({ repair: true });
-      if (!fixed.ran) throw new Error('another instance is reconciling right now; retry in a moment');
-      const sweep = await context.get(ExpirySweeper).sweep();
+      // Usage first: taking a file with lost bytes off a usage that drifted below its size would
+      // break the usage >= 0 check. Every later fix moves usage and files together.
       const usage = [];
       for (const drift of await repository.usageDrift()) {
         usage.push({ ownerId: drift.ownerId, ...(await repository.repairUsage(drift.ownerId, context.get(Clock).now())) });
       }
+      const fixed = await reconciler.reconcile({ repair: true });
+      if (!fixed.ran) throw new Error('another instance is reconciling right now; retry in a moment');
+      const sweep = await context.get(ExpirySweeper).sweep();
       result.repaired = { sweep, usage };
       result.after = await findings();
     }
