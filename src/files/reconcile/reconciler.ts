@@ -157,14 +157,16 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
           continue;
         }
         if (known.has(uuid)) continue;
-        if (report.repaired) {
-          try {
-            await this.storage.delete(object.key);
-          } catch (error) {
-            report.failed += 1;
-            this.logger.warn(`could not delete orphan object ${object.key}: ${(error as Error).message}`);
-            continue;
-          }
+        try {
+          // Checked once more: the listing is a snapshot, and a file deleted since it was taken
+          // (bytes first, then row, by a request or a sweeper on any replica) looks like an orphan
+          // here. Only bytes still there without a row are one.
+          if ((await this.storage.head(object.key)) === null) continue;
+          if (report.repaired) await this.storage.delete(object.key);
+        } catch (error) {
+          report.failed += 1;
+          this.logger.warn(`could not check or delete orphan object ${object.key}: ${(error as Error).message}`);
+          continue;
         }
         report.orphanObjects += 1;
       }
