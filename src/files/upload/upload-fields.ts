@@ -85,6 +85,10 @@ export function parseExpiresAfter(value: unknown): number {
   }
   const fields = policy as Record<string, unknown>;
   for (const name of Object.keys(fields)) {
+    if (name === '') {
+      // The form parser files a plain `expires_after` next to `expires_after[...]` fields under ''.
+      throw FilesError.invalid('expires_after', "'expires_after' must be given once: as one JSON field or as expires_after[...] fields.");
+    }
     if (name !== 'anchor' && name !== 'seconds') {
       throw FilesError.invalid(`expires_after.${name}`, `Unrecognized argument: expires_after[${name}]`);
     }
