@@ -156,6 +156,9 @@ describe('audit command (dist/cli/audit.js)', () => {
     const lostToo = await storedFile(dave, 50);
     await deleteBehindItsBack(lostToo);
     await db.pool.query(`UPDATE owner_usage SET used_bytes = 10 WHERE owner_id = $1`, [dave]);
+    // A DELETE that died after taking the file out of view, before removing its bytes.
+    const deleted = await storedFile(d.alice, 9);
+    expect(await files.tombstone(d.alice, deleted.uuid, new Date(Date.now() - 60_000))).not.toBeNull();
 
     const audit = await runAudit(env(), ['--repair']);
     expect(audit.code).toBe(0);
@@ -164,12 +167,14 @@ describe('audit command (dist/cli/audit.js)', () => {
       { ownerId: dave, recorded: 10, actual: 50 },
     ].sort((a, b) => (a.ownerId < b.ownerId ? -1 : 1));
     expect(audit.report.before).toMatchObject({ stalePending: 1, abortedUploads: 1, orphanObjects: 1, lostObjects: 2, usageDrift: drift });
+    expect(audit.report.before.rowsByState).toEqual({ pending: 1, ready: 4, deleting: 1 });
+    expect(audit.report.repaired.sweep).toEqual({ ran: true, expired: 0, purged: 1, failed: 0 });
     expect(audit.report.repaired.usage).toEqual(drift.map((x) => ({ ownerId: x.ownerId, before: x.recorded, after: x.actual })));
     expect(audit.report.after).toEqual({ ran: true, repaired: false, ...NOTHING, rowsByState: { ready: 2 } });
 
     expect((await listKeys(bucket.client, bucket.settings.bucket)).sort()).toEqual([key(d.healthy), key(d.carolsFile)].sort());
     expect(await listMultipartUploads(bucket.client, bucket.settings.bucket)).toEqual([]);
-    for (const gone of [d.abandoned, d.lost, lostToo]) expect(await stateOf(db, gone.uuid)).toBeNull();
+    for (const gone of [d.abandoned, d.lost, lostToo, deleted]) expect(await stateOf(db, gone.uuid)).toBeNull();
     for (const owner of [d.alice, d.bob, d.carol, dave]) {
       const { used, readySum } = await ledger(db, owner);
       expect(used).toBe(readySum);
