@@ -38,13 +38,13 @@ install_packages() {
     return
   fi
   log "installing Debian packages swift, swift-proxy, swift-account, swift-container, swift-object, memcached"
-  local apt=(apt-get -o DPkg::Lock::Timeout=300 -qq)
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -qq)
   [ "$(id -u)" = 0 ] || apt=(sudo "${apt[@]}")
   if ! "${apt[@]}" install -y --no-install-recommends \
     swift swift-proxy swift-account swift-container swift-object memcached >"$BASE.apt.log" 2>&1; then
     # The package lists may be missing or stale on a fresh machine.
     "${apt[@]}" update >>"$BASE.apt.log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+    "${apt[@]}" install -y --no-install-recommends \
       swift swift-proxy swift-account swift-container swift-object memcached >>"$BASE.apt.log" 2>&1 \
       || { cat "$BASE.apt.log" >&2; die "apt-get install failed"; }
   fi
