@@ -31,6 +31,9 @@ SERVICES=(memcached object container account proxy)
 log() { echo "swift-s3: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# `start` wipes $BASE: refuse anything that is not a dedicated directory.
+case "$BASE" in '' | / | /tmp | /tmp/ | "$HOME" | "$HOME/") die "refusing BASE=$BASE (start deletes it)" ;; esac
+
 install_packages() {
   if command -v swift-proxy-server >/dev/null && command -v swift-object-server >/dev/null \
     && command -v swift-container-server >/dev/null && command -v swift-account-server >/dev/null \
