@@ -9,7 +9,7 @@ import { ReconcileRepository } from '../files/reconcile/reconcile.repository';
 import { type ReconcileReport, Reconciler } from '../files/reconcile/reconciler';
 import { Clock } from '../common/clock';
 
-const USAGE = `usage: npm run audit -- [--repair] [--json]
+const USAGE = `usage: npm run audit -- [--repair [--force]] [--json]
 
 Compares PostgreSQL with storage and each owner's usage total with the sum of their files, and
 prints every difference. Exit status: 0 when consistent (or repaired), 1 when differences remain,
@@ -18,7 +18,10 @@ progress and are left alone. Safe to run while the service serves traffic.
 
   --repair  fix what it finds: remove abandoned uploads and orphan objects, abort incomplete
             uploads, finish pending deletions, take files with lost bytes out of view, and set
-            each owner's usage to the sum of their files
+            each owner's usage to the sum of their files. Deleting orphan objects and files
+            with lost bytes is withheld when they make up half of everything (a wrong
+            DATABASE_URL, bucket or unmounted volume looks like that)
+  --force   with --repair: repair even then
   --json    print the reports as JSON`;
 
 interface AuditResult {
@@ -35,7 +38,10 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  for (const arg of args) if (!['--repair', '--json'].includes(arg)) throw new ConfigError(arg, `is not an option\n${USAGE}`);
+  for (const arg of args) {
+    if (!['--repair', '--force', '--json'].includes(arg)) throw new ConfigError(arg, `is not an option\n${USAGE}`);
+  }
+  if (args.has('--force') && !args.has('--repair')) throw new ConfigError('--force', `needs --repair\n${USAGE}`);
   const config = loadConfig(process.env, { requireApiKeys: false });
   const context = await NestFactory.createApplicationContext(AuditModule.with(config), {
     logger: createLogger({ ...config.log, level: 'warn' }, { stderr: true }),
@@ -56,7 +62,7 @@ async function main(): Promise<number> {
       for (const drift of await repository.usageDrift()) {
         usage.push({ ownerId: drift.ownerId, ...(await repository.repairUsage(drift.ownerId, context.get(Clock).now())) });
       }
-      const fixed = await reconciler.reconcile({ repair: true });
+      const fixed = await reconciler.reconcile({ repair: true, force: args.has('--force') });
       if (!fixed.ran) throw new Error('another instance is reconciling right now; retry in a moment');
       const sweep = await context.get(ExpirySweeper).sweep();
       result.repaired = { sweep, usage };
@@ -70,7 +76,7 @@ async function main(): Promise<number> {
 }
 
 function differences(f: AuditFindings): number {
-  return f.stalePending + f.abortedUploads + f.orphanObjects + f.lostObjects + f.sizeMismatches + f.usageDrift.length;
+  return (f.withheld ? 1 : 0) + f.stalePending + f.abortedUploads + f.orphanObjects + f.lostObjects + f.sizeMismatches + f.usageDrift.length;
 }
 
 function print(result: AuditResult, json: boolean): void {
@@ -88,6 +94,7 @@ function print(result: AuditResult, json: boolean): void {
     console.log(`  size mismatches:         ${f.sizeMismatches}`);
     console.log(`  usage drift:             ${f.usageDrift.length}`);
     for (const d of f.usageDrift) console.log(`    ${d.ownerId}: recorded ${d.recorded}, actual ${d.actual}`);
+    if (f.withheld) console.log(`  repairs withheld:        ${f.withheld} (--repair --force overrides)`);
   };
   show('audit:', result.before);
   if (result.repaired) {

@@ -12,7 +12,8 @@ type Counter =
   | 'reconcile_orphan_objects'
   | 'reconcile_lost_objects'
   | 'reconcile_size_mismatches'
-  | 'reconcile_failures';
+  | 'reconcile_failures'
+  | 'reconcile_withheld';
 
 const HELP: Record<Counter, string> = {
   expiry_files_expired: 'Files that expired and were taken off their owners usage.',
@@ -25,6 +26,7 @@ const HELP: Record<Counter, string> = {
   reconcile_lost_objects: 'Files whose bytes were missing from storage.',
   reconcile_size_mismatches: 'Files whose stored size differs from their metadata.',
   reconcile_failures: 'Reconciler fixes that failed (retried).',
+  reconcile_withheld: 'Reconciler passes that withheld repairs because they looked like mass damage.',
 };
 
 /**
@@ -46,8 +48,11 @@ export class FilesMetrics {
     if (!report.repaired) return;
     this.add('reconcile_stale_pending', report.stalePending);
     this.add('reconcile_aborted_uploads', report.abortedUploads);
-    this.add('reconcile_orphan_objects', report.orphanObjects);
-    this.add('reconcile_lost_objects', report.lostObjects);
+    if (report.withheld) this.add('reconcile_withheld', 1);
+    else {
+      this.add('reconcile_orphan_objects', report.orphanObjects);
+      this.add('reconcile_lost_objects', report.lostObjects);
+    }
     this.add('reconcile_size_mismatches', report.sizeMismatches);
     this.add('reconcile_failures', report.failed);
   }

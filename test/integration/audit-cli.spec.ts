@@ -73,7 +73,7 @@ describe('audit command (dist/cli/audit.js)', () => {
     };
   }
 
-  const NOTHING = { stalePending: 0, abortedUploads: 0, orphanObjects: 0, lostObjects: 0, sizeMismatches: 0, usageDrift: [], failed: 0 };
+  const NOTHING = { stalePending: 0, abortedUploads: 0, orphanObjects: 0, lostObjects: 0, sizeMismatches: 0, usageDrift: [], failed: 0, withheld: null };
 
   /**
    * One of each kind of damage. An abandoned upload (pending row whose heartbeat stopped a minute
@@ -134,6 +134,7 @@ describe('audit command (dist/cli/audit.js)', () => {
       sizeMismatches: 1,
       usageDrift: [{ ownerId: d.carol, recorded: 1000, actual: 8 }],
       failed: 0,
+      withheld: null,
       rowsByState: { pending: 1, ready: 4 },
     });
     expect(audit.report.repaired).toBeUndefined();
@@ -183,6 +184,26 @@ describe('audit command (dist/cli/audit.js)', () => {
 
     // Idempotent: a second audit finds nothing.
     expect((await runAudit(env())).code).toBe(0);
+  });
+
+  it('withholds deleting objects that are mostly without rows (a wrong database) unless --force', async () => {
+    const owner = newOwner();
+    const stored = [await storedFile(owner, 5), await storedFile(owner, 6), await storedFile(owner, 7)];
+    // What the service sees when DATABASE_URL names another (e.g. freshly restored) database.
+    await db.pool.query(`DELETE FROM files`);
+    await db.pool.query(`DELETE FROM owner_usage`);
+    await pastTheWindow();
+    const keys = stored.map(key).sort();
+
+    const repair = await runAudit(env(), ['--repair']);
+    expect(repair.code).toBe(1);
+    expect(repair.report.after).toMatchObject({ orphanObjects: 3, withheld: expect.stringMatching(/3 of 3 stored objects/) });
+    expect((await listKeys(bucket.client, bucket.settings.bucket)).sort()).toEqual(keys);
+
+    expect((await runAudit(env(), ['--force'])).code).toBe(2);
+    const forced = await runAudit(env(), ['--repair', '--force']);
+    expect(forced.code).toBe(0);
+    expect(await listKeys(bucket.client, bucket.settings.bucket)).toEqual([]);
   });
 
   it('with --json prints only the report on stdout, even when it logs warnings (default JSON logs)', async () => {

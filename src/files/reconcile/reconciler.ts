@@ -8,7 +8,7 @@ import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
 import { FileStorage, type IncompleteUpload, type StoredObjectInfo } from '../storage/file-storage';
 import { FILE_KEY_PREFIX, publicIdFromKey, storageKeyFor } from '../storage/storage-key';
-import { ReconcileRepository, type UsageDrift } from './reconcile.repository';
+import { type ReadyRow, ReconcileRepository, type UsageDrift } from './reconcile.repository';
 
 export interface ReconcileReport {
   /** False when another instance held the lock and nothing was examined. */
@@ -29,6 +29,12 @@ export interface ReconcileReport {
   usageDrift: UsageDrift[];
   /** Individual fixes that failed; retried next run. */
   failed: number;
+  /**
+   * Why orphan and lost-file repairs were withheld, or null. Set when they would touch so much
+   * of the data that a misconfiguration (wrong database, unmounted volume, wrong bucket) is far
+   * likelier than real damage; nothing is deleted then, and the audit command's --force overrides.
+   */
+  withheld: string | null;
 }
 
 /** Advisory lock id of the reconciler ("files-rc"); one replica reconciles at a time. */
@@ -81,23 +87,40 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     await this.running;
   }
 
-  /** One full pass, if no other instance is reconciling. `repair: false` only reports. */
-  async reconcile(options: { repair: boolean }): Promise<ReconcileReport> {
-    const { acquired, result } = await this.database.withAdvisoryLock(RECONCILE_LOCK_ID, () => this.pass(options.repair));
+  /**
+   * One full pass, if no other instance is reconciling. `repair: false` only reports; `force`
+   * repairs even what looks like mass damage (see ReconcileReport.withheld).
+   */
+  async reconcile(options: { repair: boolean; force?: boolean }): Promise<ReconcileReport> {
+    const { acquired, result } = await this.database.withAdvisoryLock(RECONCILE_LOCK_ID, () =>
+      this.pass(options.repair, options.force ?? false),
+    );
     if (!acquired) return { ...emptyReport(options.repair), ran: false };
     this.metrics.recordReconcile(result!);
     return result!;
   }
 
-  private async pass(repair: boolean): Promise<ReconcileReport> {
+  private async pass(repair: boolean, force: boolean): Promise<ReconcileReport> {
     const report = emptyReport(repair);
     const startedAt = this.clock.now();
     const staleBefore = new Date(startedAt.getTime() - this.options.reconcile.staleAfterSeconds * 1000);
     if (repair) await this.finishStalePending(staleBefore, startedAt, report);
     else report.stalePending = await this.reconcileRepository.countStalePending(staleBefore);
     await this.abortAbandonedUploads(staleBefore, report);
-    const listed = await this.sweepOrphanObjects(staleBefore, report);
-    await this.findLostObjects(listed, startedAt, report);
+
+    const listed = new Map<string, StoredObjectInfo>();
+    for await (const object of this.storage.list(FILE_KEY_PREFIX)) listed.set(object.key, object);
+    const orphans = await this.findOrphanObjects(listed, staleBefore);
+    const { lost, examined } = await this.findLostObjects(listed, startedAt, report);
+    report.orphanObjects = orphans.length;
+    report.lostObjects = lost.length;
+    report.withheld = force ? null : massDamage(orphans.length, listed.size, lost.length, examined);
+    if (report.withheld) {
+      this.logger.error(`reconcile: repairs withheld: ${report.withheld}`);
+    } else if (repair) {
+      for (const key of orphans) await this.deleteOrphan(key, report);
+      for (const file of lost) await this.removeLost(file, report);
+    }
     report.usageDrift = await this.reconcileRepository.usageDrift();
     return report;
   }
@@ -142,10 +165,9 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     }
   }
 
-  /** Deletes objects with no row; returns every listed object by key for the next step. */
-  private async sweepOrphanObjects(staleBefore: Date, report: ReconcileReport): Promise<Map<string, StoredObjectInfo>> {
-    const listed = new Map<string, StoredObjectInfo>();
-    for await (const object of this.storage.list(FILE_KEY_PREFIX)) listed.set(object.key, object);
+  /** Keys of old objects that have no row (checked again with HEAD: the listing is a snapshot). */
+  private async findOrphanObjects(listed: Map<string, StoredObjectInfo>, staleBefore: Date): Promise<string[]> {
+    const orphans: string[] = [];
     const old = [...listed.values()].filter((o) => o.lastModified < staleBefore);
     for (let i = 0; i < old.length; i += BATCH) {
       const batch = old.slice(i, i + BATCH);
@@ -157,56 +179,69 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
           continue;
         }
         if (known.has(uuid)) continue;
-        try {
-          // Checked once more: the listing is a snapshot, and a file deleted since it was taken
-          // (bytes first, then row, by a request or a sweeper on any replica) looks like an orphan
-          // here. Only bytes still there without a row are one.
-          if ((await this.storage.head(object.key)) === null) continue;
-          if (report.repaired) await this.storage.delete(object.key);
-        } catch (error) {
-          report.failed += 1;
-          this.logger.warn(`could not check or delete orphan object ${object.key}: ${(error as Error).message}`);
-          continue;
-        }
-        report.orphanObjects += 1;
+        // A file deleted since the listing (bytes first, then row, by a request or a sweeper on
+        // any replica) looks like an orphan here; only bytes still there without a row are one.
+        if ((await this.storage.head(object.key)) !== null) orphans.push(object.key);
       }
     }
-    return listed;
+    return orphans;
   }
 
-  /** Ready rows committed before the listing began whose object the listing did not contain. */
-  private async findLostObjects(listed: Map<string, StoredObjectInfo>, listingStartedAt: Date, report: ReconcileReport): Promise<void> {
+  private async deleteOrphan(key: string, report: ReconcileReport): Promise<void> {
+    try {
+      // The row may have appeared since (it never does for a key of ours, but be sure).
+      const uuid = uuidOfKey(key);
+      if (uuid !== null && (await this.reconcileRepository.existing([uuid])).size > 0) return;
+      await this.storage.delete(key);
+    } catch (error) {
+      report.failed += 1;
+      this.logger.warn(`could not delete orphan object ${key}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Ready rows committed before the listing began whose object is missing (confirmed with HEAD);
+   * size mismatches are counted and logged on the way. Also returns how many rows were examined.
+   */
+  private async findLostObjects(
+    listed: Map<string, StoredObjectInfo>,
+    listingStartedAt: Date,
+    report: ReconcileReport,
+  ): Promise<{ lost: ReadyRow[]; examined: number }> {
+    const lost: ReadyRow[] = [];
+    let examined = 0;
     let after: string | undefined;
     for (;;) {
       const rows = await this.reconcileRepository.readyPage(after, listingStartedAt, BATCH);
+      examined += rows.length;
       for (const row of rows) {
         const key = storageKeyFor(row.publicId);
         const object = listed.get(key) ?? (await this.storage.head(key));
         if (object === null) {
-          await this.handleLost(row.uuid, row.publicId, report);
+          lost.push(row);
+          this.logger.error(`file ${row.publicId}: its bytes are missing from storage`);
         } else if (object.size !== row.bytes) {
           report.sizeMismatches += 1;
           this.logger.error(`file ${row.publicId}: stored object has ${object.size} bytes, metadata says ${row.bytes}`);
         }
       }
-      if (rows.length < BATCH) return;
+      if (rows.length < BATCH) return { lost, examined };
       after = rows[rows.length - 1].uuid;
     }
   }
 
-  private async handleLost(uuid: string, publicId: string, report: ReconcileReport): Promise<void> {
-    // Checked once more right before acting: the listing is a snapshot.
-    if ((await this.storage.head(storageKeyFor(publicId))) !== null) return;
-    report.lostObjects += 1;
-    this.logger.error(`file ${publicId}: its bytes are missing from storage${report.repaired ? '; removing the file' : ''}`);
-    if (!report.repaired) return;
+  /** Takes a file whose bytes are gone out of view and off its owner's usage, then forgets it. */
+  private async removeLost(file: ReadyRow, report: ReconcileReport): Promise<void> {
     // One file's failure (e.g. its owner's usage drifted below its size, so the release would
     // break the usage >= 0 check) must not stop the rest of the pass.
     try {
-      if (await this.reconcileRepository.tombstoneLost(uuid, this.clock.now())) await this.files.deleteTombstone(uuid);
+      if ((await this.storage.head(storageKeyFor(file.publicId))) !== null) return;
+      if (await this.reconcileRepository.tombstoneLost(file.uuid, this.clock.now())) {
+        await this.files.deleteTombstone(file.uuid);
+      }
     } catch (error) {
       report.failed += 1;
-      this.logger.warn(`could not remove file ${publicId} with lost bytes: ${(error as Error).message}`);
+      this.logger.warn(`could not remove file ${file.publicId} with lost bytes: ${(error as Error).message}`);
     }
   }
 
@@ -243,7 +278,24 @@ function emptyReport(repaired: boolean): ReconcileReport {
     sizeMismatches: 0,
     usageDrift: [],
     failed: 0,
+    withheld: null,
   };
+}
+
+/**
+ * Deleting most of what exists is never what a crash leaves behind; it is what a wrong
+ * DATABASE_URL (every object "has no row"), an unmounted volume or a wrong bucket (every file
+ * "lost its bytes") looks like. Two or more such findings that are the majority of their
+ * population withhold those repairs.
+ */
+export function massDamage(orphans: number, objects: number, lost: number, files: number): string | null {
+  if (orphans >= 2 && orphans * 2 > objects) {
+    return `${orphans} of ${objects} stored objects have no metadata: is DATABASE_URL the right database?`;
+  }
+  if (lost >= 2 && lost * 2 > files) {
+    return `${lost} of ${files} files have no bytes in storage: is the storage (bucket, volume) the right one and reachable?`;
+  }
+  return null;
 }
 
 function uuidOfKey(key: string): string | null {
