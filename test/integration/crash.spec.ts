@@ -70,7 +70,14 @@ interface Answer {
  * written in 64 KiB pieces honouring back-pressure. Resolves with the answer, or null when the
  * connection died before a complete answer arrived.
  */
-function upload(origin: string, owner: Owner, filename: string, data: Buffer, fieldsFirst: boolean, expiresAfter?: number): Promise<Answer | null> {
+function upload(
+  origin: string,
+  owner: Owner,
+  filename: string,
+  data: Buffer,
+  options: { fieldsFirst: boolean; expiresAfter?: number; onSent?: (fileBytes: number) => void },
+): Promise<Answer | null> {
+  const { fieldsFirst, expiresAfter, onSent } = options;
   const boundary = `crash${randomInt(2 ** 40)}`;
   const field = (name: string, value: string) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
   const fields =
@@ -115,7 +122,10 @@ function upload(origin: string, owner: Owner, filename: string, data: Buffer, fi
       };
       try {
         await write(fieldsFirst ? fields + fileHead : fileHead);
-        for (let at = 0; at < data.length && !req.destroyed; at += 64 * 1024) await write(data.subarray(at, at + 64 * 1024));
+        for (let at = 0; at < data.length && !req.destroyed; at += 64 * 1024) {
+          await write(data.subarray(at, at + 64 * 1024));
+          onSent?.(Math.min(at + 64 * 1024, data.length));
+        }
         await write(fieldsFirst ? `\r\n--${boundary}--\r\n` : `\r\n${fields}--${boundary}--\r\n`);
         req.end();
       } catch {
@@ -172,6 +182,7 @@ interface Row {
 
 const tally = {
   trials: 0,
+  kills: { randomMoment: 0, midMultipart: 0, afterAnswer: 0 },
   uploadsAttempted: 0,
   reportedCreated: 0,
   refused: 0,
@@ -184,9 +195,13 @@ const tally = {
   pendingRowsAtKill: 0,
   openMultipartUploadsAtKill: 0,
   deletingRowsAtKill: 0,
-  filesVerifiedIntact: 0,
+  /** Downloads whose SHA-256 matched what was sent (a file is checked after every later kill too). */
+  intactChecks: 0,
+  distinctFilesVerified: 0,
   filesLost: 0,
 };
+
+const verifiedFiles = new Set<string>();
 
 /** One database, one bucket, one service process, and what the service told us so far. */
 class Lane {
@@ -259,7 +274,7 @@ class Lane {
     const data = this.content(1024);
     const attempt: Attempt = { owner: 'crash-c', filename: `crash-${this.name}-warmup-${tag}.jsonl`, bytes: data.length, sha256: sha256(data) };
     this.attempts.set(attempt.filename, attempt);
-    const created = await upload(this.service!.origin, attempt.owner, attempt.filename, data, true);
+    const created = await upload(this.service!.origin, attempt.owner, attempt.filename, data, { fieldsFirst: true });
     expect(created).toMatchObject({ status: 200, body: { bytes: data.length } });
     attempt.outcome = 'created';
     attempt.id = created!.body.id;
@@ -287,7 +302,7 @@ class Lane {
     const service = this.service!;
 
     // The plan: 3-6 uploads over the three owners, 0-3 deletes of earlier files, a kill moment.
-    const killAfterMs = this.between(300, 1_800);
+    const windowMs = this.between(300, 1_800);
     const uploads: { attempt: Attempt; data: Buffer; fieldsFirst: boolean; expiresAfter?: number; delayMs: number }[] = [];
     for (let u = this.between(3, 6); u > 0; u--) {
       const bytes = this.plannedSize();
@@ -295,7 +310,7 @@ class Lane {
       const owner = OWNER_NAMES[this.between(0, OWNER_NAMES.length - 1)];
       const attempt: Attempt = { owner, filename: `crash-${this.name}${n}-u${u}.jsonl`, bytes, sha256: sha256(data) };
       const expiresAfter = this.random() < 0.3 ? this.between(3600, 86_400) : undefined;
-      uploads.push({ attempt, data, fieldsFirst: this.random() < 0.35, expiresAfter, delayMs: this.between(0, killAfterMs / 2) });
+      uploads.push({ attempt, data, fieldsFirst: this.random() < 0.35, expiresAfter, delayMs: this.between(0, windowMs / 2) });
       this.attempts.set(attempt.filename, attempt);
     }
     // Keep the live set small enough to verify in full every trial: big files go first once it grows.
@@ -304,12 +319,29 @@ class Lane {
       .sort((x, y) => (liveBytes > 32 * MiB ? this.live.get(y)!.bytes - this.live.get(x)!.bytes : 0))
       .filter(() => this.random() < 0.6)
       .slice(0, this.between(0, 3))
-      .map((id) => ({ id, owner: this.live.get(id)!.owner, delayMs: this.between(0, killAfterMs) }));
+      .map((id) => ({ id, owner: this.live.get(id)!.owner, delayMs: this.between(0, windowMs) }));
 
+    // The kill comes at a random moment; or, whatever the machine's speed, as a chosen large upload
+    // is past its first 5 MiB part (a multipart upload open in the bucket); or right after the k-th answer.
+    let fire!: () => void;
+    const triggered = new Promise<void>((resolve) => (fire = resolve));
+    const big = uploads.filter((u) => u.attempt.bytes > 5 * MiB + 512 * 1024);
+    const roll = this.random();
+    const trigger =
+      roll < 0.45 && big.length > 0
+        ? { kind: 'midMultipart' as const, upload: big[this.between(0, big.length - 1)], atByte: 0 }
+        : roll < 0.7
+          ? { kind: 'afterAnswer' as const, answers: this.between(1, uploads.length - 1) }
+          : { kind: 'randomMoment' as const };
+    if (trigger.kind === 'midMultipart') trigger.atByte = this.between(5 * MiB + 256 * 1024, trigger.upload.attempt.bytes - 64 * 1024);
+    let answered = 0;
     const uploadAnswers = Promise.all(
       uploads.map(async (u) => {
         await sleep(u.delayMs);
-        return upload(service.origin, u.attempt.owner, u.attempt.filename, u.data, u.fieldsFirst, u.expiresAfter);
+        const onSent = trigger.kind === 'midMultipart' && trigger.upload === u ? (sent: number) => sent >= trigger.atByte && fire() : undefined;
+        const answer = await upload(service.origin, u.attempt.owner, u.attempt.filename, u.data, { fieldsFirst: u.fieldsFirst, expiresAfter: u.expiresAfter, onSent });
+        if (trigger.kind === 'afterAnswer' && answer !== null && ++answered === trigger.answers) fire();
+        return answer;
       }),
     );
     const deleteAnswers = Promise.all(
@@ -318,8 +350,15 @@ class Lane {
         return call(service.origin, d.owner, 'DELETE', `/v1/files/${d.id}`);
       }),
     );
-    await sleep(killAfterMs);
+    await Promise.race([triggered, sleep(trigger.kind === 'randomMoment' ? windowMs : 6_000)]);
     await service.kill('SIGKILL');
+    tally.kills[trigger.kind] += 1;
+    const how =
+      trigger.kind === 'midMultipart'
+        ? `${(trigger.atByte / MiB).toFixed(1)} MiB into ${trigger.upload.attempt.filename}`
+        : trigger.kind === 'afterAnswer'
+          ? `after answer ${trigger.answers}`
+          : `after ${windowMs} ms`;
     const killedAt = Date.now();
     // Kept on the lane at once, so it is stopped at the end even if a check below fails first.
     const restarted = (this.restarting = startServiceProcess(this.env).then((s) => (this.service = s)));
@@ -367,7 +406,7 @@ class Lane {
     await sleep(killedAt + SETTLE_MS - Date.now());
     const audit = await runAudit(this.env, ['--repair']);
     await this.verify(context, audit);
-    console.log(`${context}: killed after ${killAfterMs} ms; ${this.live.size} live, ${this.gone.size} deleted; ${Date.now() - started} ms`);
+    console.log(`${context}: killed ${how}; ${this.live.size} live, ${this.gone.size} deleted; ${Date.now() - started} ms`);
   }
 
   /** What a kill left behind, for the tally: proof the reconcile had real work to do. */
@@ -447,7 +486,11 @@ class Lane {
     await inBatches([...this.live.entries()], 4, async ([id, file]) => {
       const served = await download(origin, file.owner, id);
       if (!rowById.has(id) || served.sha256 !== file.sha256) lost.push(`${id} (${file.owner}): row ${rowById.has(id)}, ${JSON.stringify(served)}`);
-      else tally.filesVerifiedIntact += 1;
+      else {
+        tally.intactChecks += 1;
+        verifiedFiles.add(id);
+        tally.distinctFilesVerified = verifiedFiles.size;
+      }
       const stranger = OWNER_NAMES.find((o) => o !== file.owner)!;
       expect({ id, stranger: (await call(origin, stranger, 'GET', `/v1/files/${id}`))?.status }).toEqual({ id, stranger: 404 });
     });
