@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../../common/clock';
+import { PeriodicTask } from '../../common/periodic-task';
 import { FilesDatabase } from '../../database/files-database';
 import { FilesMetrics } from '../files.metrics';
 import { FilesModuleOptions } from '../files.options';
@@ -33,8 +34,7 @@ const MAX_BATCHES_PER_RUN = 50;
 @Injectable()
 export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(ExpirySweeper.name);
-  private running?: Promise<unknown>;
-  private static readonly JOB = 'files-expiry-sweep';
+  private readonly schedule: PeriodicTask;
 
   constructor(
     private readonly repository: FilesRepository,
@@ -42,34 +42,29 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly database: FilesDatabase,
     private readonly clock: Clock,
     private readonly options: FilesModuleOptions,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     private readonly metrics: FilesMetrics,
-  ) {}
+  ) {
+    this.schedule = new PeriodicTask(scheduler, 'files-expiry-sweep', this.logger, async () => {
+      const report = await this.sweep();
+      if (report.expired + report.purged + report.failed > 0) this.logger.log({ message: 'expiry sweep', ...report });
+    });
+  }
 
   onApplicationBootstrap(): void {
-    const seconds = this.options.expiry.sweepIntervalSeconds;
-    if (seconds <= 0) {
+    if (this.options.expiry.sweepIntervalSeconds <= 0) {
       this.logger.log('expiry sweep disabled (FILES_EXPIRY_SWEEP_INTERVAL_SECONDS=0)');
-      return;
     }
-    this.scheduler.addInterval(ExpirySweeper.JOB, setInterval(() => void this.runScheduled(), seconds * 1000));
+    this.schedule.start(this.options.expiry.sweepIntervalSeconds);
   }
 
   async onModuleDestroy(): Promise<void> {
-    if (this.scheduler.doesExist('interval', ExpirySweeper.JOB)) this.scheduler.deleteInterval(ExpirySweeper.JOB);
-    await this.running;
+    await this.schedule.stop();
   }
 
   /** One scheduled run; overlapping ticks are skipped, errors are logged, never thrown. */
   async runScheduled(): Promise<void> {
-    if (this.running) return;
-    this.running = this.sweep()
-      .then((report) => {
-        if (report.expired + report.purged + report.failed > 0) this.logger.log({ message: 'expiry sweep', ...report });
-      })
-      .catch((error: Error) => this.logger.warn(`expiry sweep failed: ${error.message}`))
-      .finally(() => (this.running = undefined));
-    await this.running;
+    await this.schedule.runOnce();
   }
 
   /** Runs one sweep now if no other instance is sweeping. */

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../../common/clock';
+import { PeriodicTask } from '../../common/periodic-task';
 import { FilesDatabase } from '../../database/files-database';
 import { parseFileId } from '../file-id';
 import { FilesMetrics } from '../files.metrics';
@@ -53,8 +54,7 @@ const BATCH = 500;
 @Injectable()
 export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(Reconciler.name);
-  private running?: Promise<unknown>;
-  private static readonly JOB = 'files-reconcile';
+  private readonly schedule: PeriodicTask;
 
   constructor(
     private readonly reconcileRepository: ReconcileRepository,
@@ -63,28 +63,24 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly database: FilesDatabase,
     private readonly clock: Clock,
     private readonly options: FilesModuleOptions,
-    private readonly scheduler: SchedulerRegistry,
+    scheduler: SchedulerRegistry,
     private readonly metrics: FilesMetrics,
-  ) {}
+  ) {
+    this.schedule = new PeriodicTask(scheduler, 'files-reconcile', this.logger, async () =>
+      this.log(await this.reconcile({ repair: true })),
+    );
+  }
 
   onApplicationBootstrap(): void {
-    const seconds = this.options.reconcile.intervalSeconds;
-    if (seconds <= 0) return;
-    this.scheduler.addInterval(Reconciler.JOB, setInterval(() => void this.runScheduled(), seconds * 1000));
+    this.schedule.start(this.options.reconcile.intervalSeconds);
   }
 
   async onModuleDestroy(): Promise<void> {
-    if (this.scheduler.doesExist('interval', Reconciler.JOB)) this.scheduler.deleteInterval(Reconciler.JOB);
-    await this.running;
+    await this.schedule.stop();
   }
 
   async runScheduled(): Promise<void> {
-    if (this.running) return;
-    this.running = this.reconcile({ repair: true })
-      .then((report) => this.log(report))
-      .catch((error: Error) => this.logger.warn(`reconcile failed: ${error.message}`))
-      .finally(() => (this.running = undefined));
-    await this.running;
+    await this.schedule.runOnce();
   }
 
   /**

@@ -2,16 +2,9 @@ import request, { type Response } from 'supertest';
 import type { Harness, TestOwner } from './harness';
 import { multipart, type FormPart } from './multipart';
 
-export interface FileObject {
-  id: string;
-  object: 'file';
-  bytes: number;
-  created_at: number;
-  expires_at: number;
-  filename: string;
-  purpose: string;
-  status: string;
-}
+import type { FileObject } from '../../../src/files/file.mapper';
+
+export type { FileObject };
 
 export interface FileList {
   object: 'list';
