@@ -37,6 +37,13 @@ export function createLogger(config: AppConfig['log'], options: { stderr?: boole
   });
 }
 
+/**
+ * Options for NestFactory.create / createNestApplication, shared by the service and the tests.
+ * No endpoint takes a JSON or form-urlencoded body, so no body parser runs: a non-multipart upload
+ * reaches the Files API's own checks (authentication first, then "must be multipart").
+ */
+export const APP_OPTIONS = { bodyParser: false } as const;
+
 /** Express settings shared by the service and the tests, applied before listening. */
 export function configureApp(app: NestExpressApplication): void {
   app.disable('x-powered-by');

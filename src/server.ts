@@ -3,14 +3,14 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Server } from 'node:http';
 import { AppModule } from './app.module';
-import { configureApp, configureServer, createLogger } from './bootstrap';
+import { APP_OPTIONS, configureApp, configureServer, createLogger } from './bootstrap';
 import type { AppConfig } from './config/app-config';
 import { ShutdownState } from './health/shutdown-state';
 
 /** Starts the HTTP service with validated configuration and drains it on SIGTERM/SIGINT. */
 export async function startServer(config: AppConfig): Promise<void> {
   const logger = createLogger(config.log);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { ...APP_OPTIONS, logger });
   configureApp(app);
   const server: Server = await app.listen(config.port, config.host);
   configureServer(server);

@@ -212,6 +212,8 @@ const CASES: HostileCase[] = [
 
   // Not multipart
   { name: 'Content-Type application/json', send: rawForm('application/json', () => JSON.stringify({ purpose: 'batch', file: 'eyJ9' })), ...INVALID_MULTIPART, param: null },
+  { name: 'Content-Type application/json with malformed JSON', send: rawForm('application/json', () => '{"purpose": bat'), ...INVALID_MULTIPART, param: null },
+  { name: 'Content-Type application/json, 1 MiB body', send: rawForm('application/json', () => JSON.stringify({ purpose: 'x'.repeat(1024 * 1024) })), ...INVALID_MULTIPART, param: null },
   { name: 'Content-Type application/x-www-form-urlencoded', send: rawForm('application/x-www-form-urlencoded', () => 'purpose=batch&file=abc'), ...INVALID_MULTIPART, param: null },
   { name: 'Content-Type text/plain', send: rawForm('text/plain', () => 'purpose=batch'), ...INVALID_MULTIPART, param: null },
   { name: 'no Content-Type', send: rawForm(undefined, () => 'purpose=batch'), ...INVALID_MULTIPART, param: null },
@@ -260,6 +262,7 @@ const CASES: HostileCase[] = [
   // Credentials
   { name: 'auth: no Authorization header (upload)', send: (c) => send(c, 'POST', FILES, { 'Content-Type': multipart([purpose(), file()]).contentType }, multipart([purpose(), file()]).body), ...UNAUTHORIZED },
   { name: 'auth: no Authorization header (list)', send: get(() => FILES, () => ({})), ...UNAUTHORIZED },
+  { name: 'auth: no Authorization header, malformed JSON body (auth is checked first)', send: (c) => send(c, 'POST', FILES, { 'Content-Type': 'application/json' }, Buffer.from('{bad')), ...UNAUTHORIZED },
   { name: 'auth: Basic credentials', send: get(() => FILES, () => ({ Authorization: `Basic ${Buffer.from('alice:secret').toString('base64')}` })), ...UNAUTHORIZED },
   { name: 'auth: Bearer without a token', send: get(() => FILES, () => ({ Authorization: 'Bearer' })), ...UNAUTHORIZED },
   { name: 'auth: Bearer with only spaces', send: get(() => FILES, () => ({ Authorization: 'Bearer    ' })), ...UNAUTHORIZED },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from '../../src/app.module';
-import { configureApp, configureServer } from '../../src/bootstrap';
+import { APP_OPTIONS, configureApp, configureServer } from '../../src/bootstrap';
 import { Clock } from '../../src/common/clock';
 import { type AppConfig, loadConfig } from '../../src/config/app-config';
 import { createTestBucket, createTestDatabase, type TestBucket, type TestDatabase } from './backends';
@@ -78,7 +78,7 @@ export async function startTestApp(options: TestAppOptions): Promise<TestApp> {
     .overrideProvider(Clock)
     .useValue(clock)
     .compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ logger: ['error'] });
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ ...APP_OPTIONS, logger: ['error'] });
   configureApp(app);
   await app.listen(0, '127.0.0.1');
   configureServer(app.getHttpServer());
