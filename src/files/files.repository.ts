@@ -6,12 +6,6 @@ import { fileIdFromUuid, parseFileId } from './file-id';
 import type { FilePage, ListQuery, StoredFile } from './file.types';
 import { FilesError, FilesErrorCode } from './files.errors';
 
-export interface PendingUpload {
-  uuid: string;
-  publicId: string;
-  ownerId: string;
-}
-
 export interface CommitUpload {
   uuid: string;
   ownerId: string;
