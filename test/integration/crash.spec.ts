@@ -11,6 +11,7 @@ import {
   type TestDatabase,
 } from '../support/backends';
 import { runAudit, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { inBatches } from '../support/batches';
 
 /*
  * "Never lose a byte, never cross an owner": the built service, on S3, is SIGKILLed at a random
@@ -149,10 +150,6 @@ async function download(origin: string, owner: Owner, id: string): Promise<{ sta
   const res = await fetch(`${origin}/v1/files/${id}/content`, { headers: { authorization: `Bearer ${OWNERS[owner]}` } });
   const body = Buffer.from(await res.arrayBuffer());
   return res.status === 200 ? { status: 200, sha256: sha256(body) } : { status: res.status };
-}
-
-async function inBatches<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
 
 interface Attempt {

@@ -134,30 +134,40 @@ function streamingUpload(t: TestApp) {
   };
 }
 
+/**
+ * The service on S3 with its S3 endpoint and database behind fault proxies, with `env` on top;
+ * the proxies are back `up` after each test and everything is closed after the file.
+ */
+function proxiedApp(env: Record<string, string>) {
+  const ctx = {} as { s3: FaultProxy; pg: FaultProxy; t: TestApp };
+  beforeAll(async () => {
+    ctx.s3 = await FaultProxy.start(target(process.env.TEST_S3_ENDPOINT!, 80));
+    ctx.pg = await FaultProxy.start(target(process.env.TEST_DATABASE_URL!, 5432));
+    ctx.t = await startTestApp({
+      storage: 's3',
+      env,
+      rewriteEnv: (e) => ({ ...e, S3_ENDPOINT: ctx.s3.rewrite(e.S3_ENDPOINT!), DATABASE_URL: ctx.pg.rewrite(e.DATABASE_URL!) }),
+    });
+  });
+  afterEach(async () => {
+    await ctx.s3.set('up');
+    await ctx.pg.set('up');
+  });
+  afterAll(async () => {
+    await ctx.t?.close();
+    await ctx.s3?.close();
+    await ctx.pg?.close();
+  });
+  return ctx;
+}
+
 describe('outages: S3 and PostgreSQL refused, silent, and back (service on S3 through fault proxies)', () => {
   let s3: FaultProxy;
   let pg: FaultProxy;
   let t: TestApp;
-
-  beforeAll(async () => {
-    s3 = await FaultProxy.start(target(process.env.TEST_S3_ENDPOINT!, 80));
-    pg = await FaultProxy.start(target(process.env.TEST_DATABASE_URL!, 5432));
-    t = await startTestApp({
-      storage: 's3',
-      // A stale pending upload or incomplete write is one the reconciler may act on after 1 s.
-      env: { FILES_PENDING_STALE_SECONDS: '1', S3_UPLOAD_PART_SIZE_BYTES: String(5 * MiB) },
-      rewriteEnv: (env) => ({ ...env, S3_ENDPOINT: s3.rewrite(env.S3_ENDPOINT!), DATABASE_URL: pg.rewrite(env.DATABASE_URL!) }),
-    });
-  });
-  afterEach(async () => {
-    await s3.set('up');
-    await pg.set('up');
-  });
-  afterAll(async () => {
-    await t?.close();
-    await s3?.close();
-    await pg?.close();
-  });
+  // A stale pending upload or incomplete write is one the reconciler may act on after 1 s.
+  const ctx = proxiedApp({ FILES_PENDING_STALE_SECONDS: '1', S3_UPLOAD_PART_SIZE_BYTES: String(5 * MiB) });
+  beforeAll(() => ({ s3, pg, t } = ctx));
 
   /** A file uploaded while everything is up. */
   async function seed(bytes = 4096): Promise<{ id: string; data: Buffer }> {
@@ -396,29 +406,13 @@ describe('outages: S3 or PostgreSQL accepting connections but never answering (h
   /** One attempt's timeout (1 s) × the S3 SDK's 3 attempts, plus backoff and slack; PostgreSQL: 1 s connect timeout. */
   const BOUND_MS = 8_000;
 
-  beforeAll(async () => {
-    s3 = await FaultProxy.start(target(process.env.TEST_S3_ENDPOINT!, 80));
-    pg = await FaultProxy.start(target(process.env.TEST_DATABASE_URL!, 5432));
-    t = await startTestApp({
-      storage: 's3',
-      env: {
-        S3_CONNECT_TIMEOUT_MS: '1000',
-        S3_REQUEST_TIMEOUT_MS: '1000',
-        DATABASE_CONNECT_TIMEOUT_MS: '1000',
-        DATABASE_STATEMENT_TIMEOUT_MS: '1000',
-      },
-      rewriteEnv: (env) => ({ ...env, S3_ENDPOINT: s3.rewrite(env.S3_ENDPOINT!), DATABASE_URL: pg.rewrite(env.DATABASE_URL!) }),
-    });
+  const ctx = proxiedApp({
+    S3_CONNECT_TIMEOUT_MS: '1000',
+    S3_REQUEST_TIMEOUT_MS: '1000',
+    DATABASE_CONNECT_TIMEOUT_MS: '1000',
+    DATABASE_STATEMENT_TIMEOUT_MS: '1000',
   });
-  afterEach(async () => {
-    await s3.set('up');
-    await pg.set('up');
-  });
-  afterAll(async () => {
-    await t?.close();
-    await s3?.close();
-    await pg?.close();
-  });
+  beforeAll(() => ({ s3, pg, t } = ctx));
 
   it('S3 silent: fails uploads and downloads with 503 within a bounded time instead of hanging, and works again once S3 answers', async () => {
     const data = randomBytes(20_000);

@@ -11,6 +11,7 @@ import {
 } from '../support/backends';
 import { eventually } from '../support/e2e/residue';
 import { runAudit, startServiceProcess, type ServiceProcess } from '../support/service-process';
+import { inBatches } from '../support/batches';
 
 /*
  * Two replicas of the built service on one database and one bucket, each running its expiry
@@ -80,10 +81,6 @@ async function metrics(origin: string): Promise<Record<string, number>> {
         return [name.replace(/^files_api_|_total$/g, ''), Number(value)];
       }),
   );
-}
-
-async function inBatches<T>(items: T[], size: number, work: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(work));
 }
 
 interface Known {
