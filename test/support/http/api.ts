@@ -2,17 +2,9 @@ import request, { type Response } from 'supertest';
 import type { Harness, TestOwner } from './harness';
 import { multipart, type FormPart } from './multipart';
 
-import type { FileObject } from '../../../src/files/file.mapper';
+import type { FileList, FileObject } from '../../../src/files/file.mapper';
 
-export type { FileObject };
-
-export interface FileList {
-  object: 'list';
-  data: FileObject[];
-  first_id: string | null;
-  last_id: string | null;
-  has_more: boolean;
-}
+export type { FileList, FileObject };
 
 /** `n` bytes of JSONL-looking content, different for each `seed`. */
 export function jsonlBytes(n: number, seed = 0): Buffer {
