@@ -41,11 +41,10 @@ export class FilesController {
   @HttpCode(200)
   @UseInterceptors(UploadInterceptor)
   create(
-    @Owner() owner: string,
     @UploadedFile() part: UploadedFilePart | undefined,
     @Body() fields: Record<string, unknown>,
   ): Promise<FileObject> {
-    return this.files.create(owner, part, fields ?? {});
+    return this.files.create(part, fields ?? {});
   }
 
   @Get()

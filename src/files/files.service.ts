@@ -27,8 +27,11 @@ export class FilesService {
     private readonly clock: Clock,
   ) {}
 
-  /** Completes `POST /files` once multer has streamed the file part into storage. */
-  async create(ownerId: string, part: UploadedFilePart | undefined, fields: Record<string, unknown>): Promise<FileObject> {
+  /**
+   * Completes `POST /files` once multer has streamed the file part into storage (under the owner
+   * the guard authenticated, which the part carries).
+   */
+  async create(part: UploadedFilePart | undefined, fields: Record<string, unknown>): Promise<FileObject> {
     if (part === undefined) throw FilesError.missing('file');
     return toFileObject(await this.uploads.complete(part.received, fields));
   }

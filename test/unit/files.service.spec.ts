@@ -37,7 +37,7 @@ describe(FilesService.name, () => {
       const h = filesHarness();
       const received = await h.uploads.receive('alice', partOf(CONTENT), 'input.jsonl', {});
       const part = { received } as UploadedFilePart;
-      await expect(h.files.create('alice', part, { purpose: 'batch' })).resolves.toEqual({
+      await expect(h.files.create(part, { purpose: 'batch' })).resolves.toEqual({
         id: received.publicId,
         object: 'file',
         bytes: CONTENT.length,
@@ -51,7 +51,7 @@ describe(FilesService.name, () => {
 
     it('refuses a form without a file part', async () => {
       const h = filesHarness();
-      const error = await rejectedFilesError(h.files.create('alice', undefined, { purpose: 'batch' }));
+      const error = await rejectedFilesError(h.files.create(undefined, { purpose: 'batch' }));
       expect({ code: error.code, param: error.param }).toEqual({ code: FilesErrorCode.MissingParameter, param: 'file' });
     });
   });
