@@ -44,7 +44,7 @@ export class FilesController {
     @UploadedFile() part: UploadedFilePart | undefined,
     @Body() fields: Record<string, unknown>,
   ): Promise<FileObject> {
-    return this.files.create(part, fields ?? {});
+    return this.files.completeUpload(part, fields ?? {});
   }
 
   @Get()
@@ -64,7 +64,7 @@ export class FilesController {
     @Headers('range') range: string | undefined,
     @Res() response: Response,
   ): Promise<void> {
-    await sendContent(response, await this.files.openContent(owner, id, range));
+    await sendContent(response, await this.files.openDownload(owner, id, range));
   }
 
   @Delete(':id')

@@ -1,45 +1,87 @@
-import { DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { Controller, DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Clock, SystemClock } from '../common/clock';
 import { FilesDatabase } from '../database/files-database';
 import { FilesAuthGuard } from './auth/files-auth.guard';
 import { OwnerResolver } from './auth/owner-resolver';
 import { ExpirySweeper } from './expiry/expiry.sweeper';
-import { FilesController } from './files.controller';
+import { FILES_ROUTES, FilesController } from './files.controller';
+import { FilesEvents } from './files.events';
 import { FilesHealth } from './files.health';
+import { FilesInstance } from './files.instance';
 import { FilesMetrics } from './files.metrics';
-import { ReconcileRepository } from './reconcile/reconcile.repository';
-import { Reconciler } from './reconcile/reconciler';
-import { FilesModuleOptions } from './files.options';
+import { FilesModuleOptions, resolveFilesOptions, type FilesModuleSettings } from './files.options';
 import { FilesRepository } from './files.repository';
 import { FilesService } from './files.service';
+import { ReconcileRepository } from './reconcile/reconcile.repository';
+import { Reconciler } from './reconcile/reconciler';
 import { FileStorage } from './storage/file-storage';
 import { createFileStorage } from './storage/storage.factory';
 import { FileUploadService } from './upload/file-upload.service';
 import { UploadInterceptor } from './upload/upload.interceptor';
 
-export interface FilesModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  inject?: any[];
-  useFactory: (...args: any[]) => FilesModuleOptions | Promise<FilesModuleOptions>;
+/** What is fixed when the module is defined (it decides controllers and exports), not by the factory. */
+export interface FilesModuleDefinition {
+  /**
+   * Base paths of the Files routes; default `['v1/openai/files', 'v1/files']`. `false`: no HTTP
+   * routes at all (the host uses FilesService only).
+   */
+  routes?: string[] | false;
+  /**
+   * Names an instance, for a host that runs several (each with its own database, storage and
+   * routes). A named instance exports its FilesService under `filesServiceToken(name)` (inject it
+   * with `@InjectFilesService(name)`) instead of under the FilesService class.
+   */
+  name?: string;
 }
 
+export interface FilesModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'>, FilesModuleDefinition {
+  inject?: any[];
+  useFactory: (...args: any[]) => FilesModuleSettings | Promise<FilesModuleSettings>;
+}
+
+/** The DI token of a named instance's FilesService. */
+export function filesServiceToken(name: string): symbol {
+  return Symbol.for(`files-api:FilesService:${name}`);
+}
+
+/** Injects the FilesService of the FilesModule instance called `name`. */
+export const InjectFilesService = (name: string): ParameterDecorator & PropertyDecorator => Inject(filesServiceToken(name));
+
 /**
- * The Files API as a module a NestJS application imports: controller, rules, metadata, storage
- * and the expiry job, configured entirely through FilesModuleOptions (no environment reads).
+ * The Files API as a module a NestJS application imports: routes, rules, metadata, storage and
+ * the background jobs, configured entirely through options (no environment reads, no global
+ * state), so several instances can live in one application.
  */
 @Module({})
 export class FilesModule {
-  static forRoot(options: FilesModuleOptions): DynamicModule {
-    return FilesModule.forRootAsync({ useFactory: () => options });
+  private static instances = 0;
+
+  static forRoot(settings: FilesModuleSettings & FilesModuleDefinition): DynamicModule {
+    const { routes, name, ...rest } = settings;
+    return FilesModule.forRootAsync({ routes, name, useFactory: () => rest });
   }
 
   static forRootAsync(options: FilesModuleAsyncOptions): DynamicModule {
+    const sequence = ++FilesModule.instances;
+    const instance = new FilesInstance(options.name ?? (sequence === 1 ? 'files' : `files#${sequence}`));
+    const serviceExports: NonNullable<DynamicModule['exports']> =
+      options.name === undefined
+        ? [FilesService, FilesEvents, FilesHealth, FilesMetrics, ExpirySweeper, Reconciler, FileStorage, FilesDatabase]
+        : [];
+    const named: Provider[] =
+      options.name === undefined ? [] : [{ provide: filesServiceToken(options.name), useExisting: FilesService }];
     return {
       module: FilesModule,
       imports: [...(options.imports ?? []), ScheduleModule.forRoot()],
-      controllers: [FilesController],
+      controllers: controllersFor(options.routes),
       providers: [
-        { provide: FilesModuleOptions, useFactory: options.useFactory, inject: options.inject ?? [] },
+        { provide: FilesInstance, useValue: instance },
+        {
+          provide: FilesModuleOptions,
+          useFactory: async (...args: unknown[]) => resolveFilesOptions(await options.useFactory(...args)),
+          inject: options.inject ?? [],
+        },
         {
           provide: FilesDatabase,
           useFactory: (o: FilesModuleOptions) => new FilesDatabase(o.database),
@@ -52,6 +94,7 @@ export class FilesModule {
         },
         { provide: OwnerResolver, useFactory: (o: FilesModuleOptions) => o.ownerResolver, inject: [FilesModuleOptions] },
         { provide: Clock, useClass: SystemClock },
+        FilesEvents,
         FilesRepository,
         FilesService,
         FileUploadService,
@@ -62,8 +105,23 @@ export class FilesModule {
         Reconciler,
         FilesMetrics,
         FilesHealth,
+        ...named,
       ],
-      exports: [FilesService, FilesHealth, FilesMetrics, ExpirySweeper, Reconciler, FileStorage, FilesDatabase],
+      exports: [...serviceExports, ...(options.name === undefined ? [] : [filesServiceToken(options.name)])],
     };
   }
+}
+
+/** The default routes use FilesController as is; other paths get a subclass bound to them. */
+function controllersFor(routes: string[] | false | undefined): Type[] {
+  if (routes === false) return [];
+  if (routes === undefined || sameRoutes(routes, FILES_ROUTES)) return [FilesController];
+  if (routes.length === 0) throw new Error('FilesModule: routes must list at least one path, or be false');
+  class RoutedFilesController extends FilesController {}
+  Controller(routes)(RoutedFilesController);
+  return [RoutedFilesController];
+}
+
+function sameRoutes(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((route, i) => route === b[i]);
 }

@@ -18,6 +18,12 @@ export interface CommitUpload {
   quotaBytes: number;
 }
 
+export interface CommittedUpload {
+  file: StoredFile;
+  /** The owner's files found expired and taken off their usage in the same transaction. */
+  expired: Tombstone[];
+}
+
 /** A file taken out of view and off the owner's usage, whose bytes are still to be deleted. */
 export interface Tombstone {
   uuid: string;
@@ -84,11 +90,11 @@ export class FilesRepository {
    * have expired are taken off the usage first, so an owner's quota covers only live files even
    * before the sweeper runs. Throws quota_exceeded (and changes nothing) when the file does not fit.
    */
-  async commitUpload(input: CommitUpload): Promise<StoredFile> {
+  async commitUpload(input: CommitUpload): Promise<CommittedUpload> {
     return this.run(() =>
       this.db.prisma.$transaction(async (tx) => {
-        const released = await this.tombstoneExpiredOf(tx, input.ownerId, input.now);
-        const net = BigInt(input.bytes) - released;
+        const expired = await this.tombstoneExpiredOf(tx, input.ownerId, input.now);
+        const net = BigInt(input.bytes) - expired.reduce((sum, t) => sum + BigInt(t.bytes), 0n);
         await tx.$executeRaw`
           INSERT INTO owner_usage (owner_id, used_bytes, updated_at) VALUES (${input.ownerId}, 0, ${input.now})
           ON CONFLICT (owner_id) DO NOTHING`;
@@ -124,7 +130,7 @@ export class FilesRepository {
             'The upload was interrupted before it could be stored. Please retry.',
           );
         }
-        return toStoredFile(row[0]);
+        return { file: toStoredFile(row[0]), expired };
       }, TX_OPTIONS),
     );
   }
@@ -223,14 +229,12 @@ export class FilesRepository {
     await this.run(() => this.db.ping());
   }
 
-  private async tombstoneExpiredOf(tx: Tx, ownerId: string, now: Date): Promise<bigint> {
-    const [{ released }] = await tx.$queryRaw<{ released: bigint | null }[]>`
-      WITH gone AS (
-        UPDATE files SET state = 'deleting', heartbeat_at = ${now}
-        WHERE owner_id = ${ownerId} AND state = 'ready' AND expires_at <= ${now}
-        RETURNING bytes)
-      SELECT COALESCE(SUM(bytes), 0)::bigint AS released FROM gone`;
-    return released ?? 0n;
+  private async tombstoneExpiredOf(tx: Tx, ownerId: string, now: Date): Promise<Tombstone[]> {
+    const rows = await tx.$queryRaw<{ id: string; owner_id: string; bytes: bigint }[]>`
+      UPDATE files SET state = 'deleting', heartbeat_at = ${now}
+      WHERE owner_id = ${ownerId} AND state = 'ready' AND expires_at <= ${now}
+      RETURNING id::text, owner_id, bytes`;
+    return rows.map(toTombstone);
   }
 
   private async release(tx: Tx, ownerId: string, bytes: bigint, now: Date): Promise<void> {

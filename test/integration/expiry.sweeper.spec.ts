@@ -2,6 +2,8 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import type { FilesDatabase } from '../../src/database/files-database';
 import { ExpirySweeper } from '../../src/files/expiry/expiry.sweeper';
 import { FilesMetrics } from '../../src/files/files.metrics';
+import { FilesEvents } from '../../src/files/files.events';
+import { FilesInstance } from '../../src/files/files.instance';
 import type { FilesModuleOptions } from '../../src/files/files.options';
 import { FilesRepository, type Tombstone } from '../../src/files/files.repository';
 import { S3FileStorage } from '../../src/files/storage/s3-file-storage';
@@ -60,8 +62,9 @@ describe(ExpirySweeper.name, () => {
     } as Pick<FilesModuleOptions, 'expiry' | 'reconcile'> as FilesModuleOptions;
     const scheduler = new SchedulerRegistry();
     const metrics = new FilesMetrics();
-    const sweeper = new ExpirySweeper(repository, storage, db, clock, moduleOptions, scheduler, metrics);
-    return { db, repository, storage, scheduler, metrics, sweeper };
+    const events = new FilesEvents();
+    const sweeper = new ExpirySweeper(repository, storage, db, clock, moduleOptions, scheduler, metrics, events, new FilesInstance('files'));
+    return { db, repository, storage, scheduler, metrics, sweeper, events };
   }
 
   /** A committed file with its bytes in the bucket. */

@@ -12,6 +12,8 @@ import type { FilesDatabase } from '../../src/database/files-database';
 import { newFileId, type FileId } from '../../src/files/file-id';
 import { FilesError, FilesErrorCode } from '../../src/files/files.errors';
 import { FilesMetrics } from '../../src/files/files.metrics';
+import { FilesEvents } from '../../src/files/files.events';
+import { FilesInstance } from '../../src/files/files.instance';
 import type { FilesModuleOptions } from '../../src/files/files.options';
 import { FilesRepository } from '../../src/files/files.repository';
 import { ReconcileRepository } from '../../src/files/reconcile/reconcile.repository';
@@ -92,8 +94,9 @@ function harness(sharedStorage: () => FileStorage) {
         moduleOptions,
         new SchedulerRegistry(),
         metrics,
+        new FilesInstance('files'),
       );
-      const uploads = new FileUploadService(files, storage, h.clock, moduleOptions);
+      const uploads = new FileUploadService(files, storage, h.clock, moduleOptions, new FilesEvents());
       return { db, files, storage, metrics, reconciler, uploads };
     },
   };

@@ -64,9 +64,9 @@ export async function seedPending(repository: FilesRepository, ownerId: string, 
 }
 
 /** Commits a pending row with the values the upload path would pass. */
-export function commitPending(repository: FilesRepository, ownerId: string, id: FileId, options: SeedOptions = {}): Promise<StoredFile> {
+export async function commitPending(repository: FilesRepository, ownerId: string, id: FileId, options: SeedOptions = {}): Promise<StoredFile> {
   const bytes = options.bytes ?? 100;
-  return repository.commitUpload({
+  const { file } = await repository.commitUpload({
     uuid: id.uuid,
     ownerId,
     purpose: options.purpose ?? 'batch',
@@ -77,6 +77,7 @@ export function commitPending(repository: FilesRepository, ownerId: string, id: 
     now: new Date(options.nowMs ?? id.timestampMs),
     quotaBytes: options.quotaBytes ?? NO_QUOTA,
   });
+  return file;
 }
 
 /** A committed (`ready`) file. */

@@ -37,7 +37,7 @@ describe(FilesService.name, () => {
       const h = filesHarness();
       const received = await h.uploads.receive('alice', partOf(CONTENT), 'input.jsonl', {});
       const part = { received } as UploadedFilePart;
-      await expect(h.files.create(part, { purpose: 'batch' })).resolves.toEqual({
+      await expect(h.files.completeUpload(part, { purpose: 'batch' })).resolves.toEqual({
         id: received.publicId,
         object: 'file',
         bytes: CONTENT.length,
@@ -51,7 +51,7 @@ describe(FilesService.name, () => {
 
     it('refuses a form without a file part', async () => {
       const h = filesHarness();
-      const error = await rejectedFilesError(h.files.create(undefined, { purpose: 'batch' }));
+      const error = await rejectedFilesError(h.files.completeUpload(undefined, { purpose: 'batch' }));
       expect({ code: error.code, param: error.param }).toEqual({ code: FilesErrorCode.MissingParameter, param: 'file' });
     });
   });
@@ -129,7 +129,7 @@ describe(FilesService.name, () => {
   describe('openContent', () => {
     it('streams the stored bytes', async () => {
       const { files, file } = await withAliceFile();
-      const content = await files.openContent('alice', file.id);
+      const content = await files.openDownload('alice', file.id);
       expect(content.file.id).toBe(file.id);
       expect(content.range).toBeUndefined();
       expect(await readAll(content.body)).toBe(CONTENT);
@@ -137,7 +137,7 @@ describe(FilesService.name, () => {
 
     it('streams a requested byte range', async () => {
       const { files, file } = await withAliceFile();
-      const content = await files.openContent('alice', file.id, 'bytes=2-11');
+      const content = await files.openDownload('alice', file.id, 'bytes=2-11');
       expect(content.range).toEqual({ start: 2, end: 11 });
       expect(await readAll(content.body)).toBe(CONTENT.slice(2, 12));
     });
@@ -145,7 +145,7 @@ describe(FilesService.name, () => {
     it('refuses a range past the end with range_not_satisfiable, before touching storage', async () => {
       const { files, file, storage } = await withAliceFile();
       const openRead = jest.spyOn(storage, 'openRead');
-      const error = await rejectedFilesError(files.openContent('alice', file.id, `bytes=${CONTENT.length}-`));
+      const error = await rejectedFilesError(files.openDownload('alice', file.id, `bytes=${CONTENT.length}-`));
       expect(error.code).toBe(FilesErrorCode.RangeNotSatisfiable);
       expect(openRead).not.toHaveBeenCalled();
     });
@@ -153,7 +153,7 @@ describe(FilesService.name, () => {
     it("answers not found for another owner's file without opening it", async () => {
       const { files, file, storage } = await withAliceFile();
       const openRead = jest.spyOn(storage, 'openRead');
-      await expectNotFound(files.openContent('bob', file.id), file.id);
+      await expectNotFound(files.openDownload('bob', file.id), file.id);
       expect(openRead).not.toHaveBeenCalled();
     });
 
@@ -161,7 +161,7 @@ describe(FilesService.name, () => {
       const { files, file, storage, key } = await withAliceFile();
       storage.seed(key, CONTENT.slice(0, -1));
       const opened = jest.spyOn(storage, 'openRead');
-      const error = await rejectedFilesError(files.openContent('alice', file.id));
+      const error = await rejectedFilesError(files.openDownload('alice', file.id));
       expect(error.code).toBe(FilesErrorCode.ServiceUnavailable);
       expect(error.message).not.toMatch(/stored bytes|\d+ bytes/);
       const stream = await opened.mock.results[0].value;
@@ -172,14 +172,14 @@ describe(FilesService.name, () => {
     it('refuses with 503 when the bytes are missing from storage', async () => {
       const { files, file, storage, key } = await withAliceFile();
       await storage.delete(key);
-      const error = await rejectedFilesError(files.openContent('alice', file.id));
+      const error = await rejectedFilesError(files.openDownload('alice', file.id));
       expect(error.code).toBe(FilesErrorCode.ServiceUnavailable);
     });
 
     it('lets a storage outage surface as StorageUnavailableError', async () => {
       const { files, file, storage } = await withAliceFile();
       storage.failures.openRead = new StorageUnavailableError('storage unavailable');
-      await expect(files.openContent('alice', file.id)).rejects.toBeInstanceOf(StorageUnavailableError);
+      await expect(files.openDownload('alice', file.id)).rejects.toBeInstanceOf(StorageUnavailableError);
     });
   });
 

@@ -3,6 +3,8 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../../common/clock';
 import { PeriodicTask } from '../../common/periodic-task';
 import { FilesDatabase } from '../../database/files-database';
+import { FilesEvents } from '../files.events';
+import { FilesInstance } from '../files.instance';
 import { FilesMetrics } from '../files.metrics';
 import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
@@ -44,14 +46,17 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly options: FilesModuleOptions,
     scheduler: SchedulerRegistry,
     private readonly metrics: FilesMetrics,
+    private readonly events: FilesEvents,
+    instance: FilesInstance,
   ) {
-    this.schedule = new PeriodicTask(scheduler, 'files-expiry-sweep', this.logger, async () => {
+    this.schedule = new PeriodicTask(scheduler, instance.scoped('expiry-sweep'), this.logger, async () => {
       const report = await this.sweep();
       if (report.expired + report.purged + report.failed > 0) this.logger.log({ message: 'expiry sweep', ...report });
     });
   }
 
   onApplicationBootstrap(): void {
+    if (this.options.jobs?.expiry === false) return;
     if (this.options.expiry.sweepIntervalSeconds <= 0) {
       this.logger.log('expiry sweep disabled (FILES_EXPIRY_SWEEP_INTERVAL_SECONDS=0)');
     }
@@ -81,6 +86,7 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
     for (let batch = 0; batch < MAX_BATCHES_PER_RUN; batch++) {
       const tombstones = await this.repository.tombstoneExpired(batchSize, this.clock.now());
       report.expired += tombstones.length;
+      for (const gone of tombstones) this.events.emit('file.expired', { ownerId: gone.ownerId, fileId: gone.publicId });
       await this.purgeAll(tombstones, report);
       if (tombstones.length < batchSize) break;
     }

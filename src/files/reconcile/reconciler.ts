@@ -5,6 +5,7 @@ import { PeriodicTask } from '../../common/periodic-task';
 import { FilesDatabase } from '../../database/files-database';
 import { parseFileId } from '../file-id';
 import { FilesMetrics } from '../files.metrics';
+import { FilesInstance } from '../files.instance';
 import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
 import { FileStorage, type IncompleteUpload, type StoredObjectInfo } from '../storage/file-storage';
@@ -65,13 +66,15 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly options: FilesModuleOptions,
     scheduler: SchedulerRegistry,
     private readonly metrics: FilesMetrics,
+    instance: FilesInstance,
   ) {
-    this.schedule = new PeriodicTask(scheduler, 'files-reconcile', this.logger, async () =>
+    this.schedule = new PeriodicTask(scheduler, instance.scoped('reconcile'), this.logger, async () =>
       this.log(await this.reconcile({ repair: true })),
     );
   }
 
   onApplicationBootstrap(): void {
+    if (this.options.jobs?.reconcile === false) return;
     this.schedule.start(this.options.reconcile.intervalSeconds);
   }
 

@@ -2,15 +2,29 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Readable } from 'node:stream';
 import { Clock } from '../../common/clock';
 import { newFileId } from '../file-id';
-import { UPLOAD_PURPOSES, type StoredFile } from '../file.types';
+import { toFileObject } from '../file.mapper';
+import { UPLOAD_PURPOSES, type FilePurpose, type StoredFile } from '../file.types';
 import { sanitizeFilename } from '../filename';
 import { FilesError, FilesErrorCode } from '../files.errors';
 import { FilesModuleOptions } from '../files.options';
-import { FilesRepository } from '../files.repository';
+import { FilesEvents } from '../files.events';
+import { FilesRepository, type CommittedUpload } from '../files.repository';
 import { FileStorage } from '../storage/file-storage';
 import { storageKeyFor } from '../storage/storage-key';
 import { MeteredStream } from './metered-stream';
 import { checkEarlyFields, parseUploadFields } from './upload-fields';
+
+export interface CommitOptions {
+  purpose: FilePurpose;
+  expiresAfterSeconds: number;
+  /** Charge the owner's usage but do not refuse past the quota. */
+  bypassQuota: boolean;
+}
+
+export interface StoreOptions extends CommitOptions {
+  /** Client or host supplied; sanitized before it is stored. */
+  filename: string;
+}
 
 /** Bytes of one file part, stored but not yet visible: its row is still `pending`. */
 export interface ReceivedUpload {
@@ -41,6 +55,7 @@ export class FileUploadService {
     private readonly storage: FileStorage,
     private readonly clock: Clock,
     private readonly options: FilesModuleOptions,
+    private readonly events: FilesEvents,
   ) {}
 
   /** Largest upload accepted for `purpose`, or for any uploadable purpose when not yet known. */
@@ -51,15 +66,53 @@ export class FileUploadService {
   }
 
   /**
-   * Streams one file part into storage under a new pending row. `fieldsSoFar` are the form fields
-   * that arrived before the file: a bad one among them refuses the upload before any byte is
-   * stored. Rejects with the source's own error if the source fails (size limit, disconnect).
+   * Streams one file part of `POST /files` into storage under a new pending row. `fieldsSoFar`
+   * are the form fields that arrived before the file: a bad one among them refuses the upload
+   * before any byte is stored. Rejects with the source's own error if the source fails (size
+   * limit, disconnect).
    */
   async receive(ownerId: string, source: Readable, clientFilename: string | undefined, fieldsSoFar: Record<string, unknown>): Promise<ReceivedUpload> {
-    const purpose = checkEarlyFields(fieldsSoFar);
+    return this.receiveAs(ownerId, source, clientFilename, checkEarlyFields(fieldsSoFar), false);
+  }
+
+  /**
+   * Validates the complete form and commits the upload: charged and visible in one transaction.
+   * On any failure the stored bytes and the pending row are removed before the error propagates.
+   */
+  async complete(upload: ReceivedUpload, fields: Record<string, unknown>): Promise<StoredFile> {
+    let parsed: ReturnType<typeof parseUploadFields>;
+    try {
+      parsed = parseUploadFields(fields);
+    } catch (error) {
+      await this.discard(upload);
+      throw error;
+    }
+    return this.commit(upload, { ...parsed, bypassQuota: false });
+  }
+
+  /**
+   * The whole staged write for code in the host: streams `source` into storage and commits it,
+   * or leaves nothing behind. Any purpose is allowed, size limits apply; `bypassQuota` still
+   * charges the owner's usage but lets it go past the quota (for platform writes such as batch
+   * outputs, which must not fail because the user's storage is full).
+   */
+  async store(ownerId: string, source: Readable, options: StoreOptions): Promise<StoredFile> {
+    const upload = await this.receiveAs(ownerId, source, options.filename, options.purpose, options.bypassQuota);
+    return this.commit(upload, options);
+  }
+
+  private async receiveAs(
+    ownerId: string,
+    source: Readable,
+    clientFilename: string | undefined,
+    purpose: FilePurpose | undefined,
+    bypassQuota: boolean,
+  ): Promise<ReceivedUpload> {
     const sizeLimit = this.limitFor(purpose);
     const now = this.clock.now();
-    const remaining = this.options.limits.quotaBytesPerOwner - (await this.repository.liveUsage(ownerId, now));
+    const remaining = bypassQuota
+      ? Number.POSITIVE_INFINITY
+      : this.options.limits.quotaBytesPerOwner - (await this.repository.liveUsage(ownerId, now));
     const meter =
       remaining < sizeLimit
         ? new MeteredStream(Math.max(0, remaining), () => quotaExceeded(this.options.limits.quotaBytesPerOwner))
@@ -104,36 +157,34 @@ export class FileUploadService {
     };
   }
 
-  /**
-   * Validates the complete form and commits the upload: charged and visible in one transaction.
-   * On any failure the stored bytes and the pending row are removed before the error propagates.
-   */
-  async complete(upload: ReceivedUpload, fields: Record<string, unknown>): Promise<StoredFile> {
+  /** Charges and publishes a received upload, or removes it (bytes, then row) and rethrows. */
+  private async commit(upload: ReceivedUpload, options: CommitOptions): Promise<StoredFile> {
+    let committed: CommittedUpload;
     try {
-      const { purpose, expiresAfterSeconds } = parseUploadFields(fields);
       if (upload.bytes === 0) {
         throw new FilesError(FilesErrorCode.EmptyFile, 'The file is empty. Upload a file with content.', 'file');
       }
-      const limit = this.limitFor(purpose);
+      const limit = this.limitFor(options.purpose);
       if (upload.bytes > limit) throw tooLarge(limit);
-      const now = this.clock.now();
-      const file = await this.repository.commitUpload({
+      committed = await this.repository.commitUpload({
         uuid: upload.uuid,
         ownerId: upload.ownerId,
-        purpose,
+        purpose: options.purpose,
         filename: upload.filename,
         bytes: upload.bytes,
         sha256: upload.sha256,
-        expiresAt: new Date(upload.createdAt.getTime() + expiresAfterSeconds * 1000),
-        now,
-        quotaBytes: this.options.limits.quotaBytesPerOwner,
+        expiresAt: new Date(upload.createdAt.getTime() + options.expiresAfterSeconds * 1000),
+        now: this.clock.now(),
+        quotaBytes: options.bypassQuota ? Number.MAX_SAFE_INTEGER : this.options.limits.quotaBytesPerOwner,
       });
       upload.stopHeartbeat();
-      return file;
     } catch (error) {
       await this.discard(upload);
       throw error;
     }
+    for (const gone of committed.expired) this.events.emit('file.expired', { ownerId: gone.ownerId, fileId: gone.publicId });
+    this.events.emit('file.created', { ownerId: upload.ownerId, file: toFileObject(committed.file) });
+    return committed.file;
   }
 
   /** Removes a received but uncommitted upload (bytes, then row). Never throws. */

@@ -1,7 +1,7 @@
 import { fileIdFromUuid, newFileId, parseFileId } from '../../../src/files/file-id';
 import type { FilePage, ListQuery, StoredFile } from '../../../src/files/file.types';
 import { FilesError, FilesErrorCode } from '../../../src/files/files.errors';
-import type { CommitUpload, FilesRepository, Tombstone } from '../../../src/files/files.repository';
+import type { CommitUpload, CommittedUpload, FilesRepository, Tombstone } from '../../../src/files/files.repository';
 
 type Row = {
   uuid: string;
@@ -75,7 +75,7 @@ export class MemoryFilesRepository implements RepositoryPort {
     if (this.rows.get(uuid)?.state === 'pending') this.rows.delete(uuid);
   }
 
-  async commitUpload(input: CommitUpload): Promise<StoredFile> {
+  async commitUpload(input: CommitUpload): Promise<CommittedUpload> {
     this.check('commitUpload');
     // One "transaction": nothing changes unless every step succeeds.
     const expired = this.ownerRows(input.ownerId).filter((r) => r.state === 'ready' && r.expiresAt! <= input.now);
@@ -99,7 +99,10 @@ export class MemoryFilesRepository implements RepositoryPort {
       expiresAt: input.expiresAt,
       heartbeatAt: input.now,
     });
-    return toStoredFile(row);
+    return {
+      file: toStoredFile(row),
+      expired: expired.map(toTombstone),
+    };
   }
 
   async findVisible(ownerId: string, uuid: string, now: Date): Promise<StoredFile | null> {

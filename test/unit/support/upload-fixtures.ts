@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Readable } from 'node:stream';
 import { Clock } from '../../../src/common/clock';
+import { FilesEvents } from '../../../src/files/files.events';
 import type { FilesLimits, FilesModuleOptions } from '../../../src/files/files.options';
 import { FilesService } from '../../../src/files/files.service';
 import { FileUploadService } from '../../../src/files/upload/file-upload.service';
@@ -42,9 +43,10 @@ export function filesHarness(limits: Partial<FilesLimits> = {}) {
     expiry: { sweepIntervalSeconds: 0, batchSize: 100 },
     reconcile: { intervalSeconds: 0, staleAfterSeconds: 120 },
   } as unknown as FilesModuleOptions;
-  const uploads = new FileUploadService(repository.asRepository(), storage, clock, options);
-  const files = new FilesService(repository.asRepository(), storage, uploads, clock);
-  return { storage, repository, clock, uploads, files, options };
+  const events = new FilesEvents();
+  const uploads = new FileUploadService(repository.asRepository(), storage, clock, options, events);
+  const files = new FilesService(repository.asRepository(), storage, uploads, clock, options, events);
+  return { storage, repository, clock, uploads, files, options, events };
 }
 
 /** A readable of these chunks, as a multipart file part would deliver them. */
