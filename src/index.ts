@@ -48,5 +48,6 @@ export { Reconciler } from './files/reconcile/reconciler';
 export type { ReconcileReport } from './files/reconcile/reconciler';
 export { FilesHealth } from './files/files.health';
 
+export { Clock, SystemClock } from './common/clock';
 export { migrate, MIGRATIONS_DIR } from './database/migrator';
 export type { MigrationResult } from './database/migrator';

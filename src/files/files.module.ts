@@ -93,7 +93,7 @@ export class FilesModule {
           inject: [FilesModuleOptions],
         },
         { provide: OwnerResolver, useFactory: (o: FilesModuleOptions) => o.ownerResolver, inject: [FilesModuleOptions] },
-        { provide: Clock, useClass: SystemClock },
+        { provide: Clock, useFactory: (o: FilesModuleOptions) => o.clock ?? new SystemClock(), inject: [FilesModuleOptions] },
         FilesEvents,
         FilesRepository,
         FilesService,

@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import type { Clock } from '../common/clock';
 import type { StorageConfig } from '../config/app-config';
 import type { DatabaseOptions } from '../database/files-database';
 import { ApiKeyOwnerResolver, OwnerResolver, type Unauthenticated } from './auth/owner-resolver';
@@ -45,6 +46,8 @@ export abstract class FilesModuleOptions {
   abstract reconcile: { intervalSeconds: number; staleAfterSeconds: number };
   /** Which background jobs run in this process; both when absent. */
   abstract jobs?: Partial<FilesJobs>;
+  /** Time source for expiry and staleness; the system clock when absent. */
+  abstract clock?: Clock;
 }
 
 /** What a host passes to `FilesModule.forRoot`/`forRootAsync`: only database and storage are required. */
@@ -64,6 +67,8 @@ export interface FilesModuleSettings {
   reconcile?: Partial<FilesModuleOptions['reconcile']>;
   /** false: no background jobs in this process (another process runs them); default true. */
   jobs?: boolean | Partial<FilesJobs>;
+  /** Time source (tests of a host move it forward to expire files); default the system clock. */
+  clock?: Clock;
 }
 
 const MiB = 1024 * 1024;
@@ -95,6 +100,7 @@ export function resolveFilesOptions(settings: FilesModuleSettings): FilesModuleO
     expiry: { ...FILES_DEFAULTS.expiry, ...settings.expiry },
     reconcile: { ...FILES_DEFAULTS.reconcile, ...settings.reconcile },
     jobs: typeof jobs === 'boolean' ? { expiry: jobs, reconcile: jobs } : { expiry: true, reconcile: true, ...jobs },
+    clock: settings.clock,
   };
 }
 
