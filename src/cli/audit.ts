@@ -8,12 +8,15 @@ import { FilesModule } from '../files/files.module';
 import { ReconcileRepository } from '../files/reconcile/reconcile.repository';
 import { type ReconcileReport, Reconciler } from '../files/reconcile/reconciler';
 import { Clock } from '../common/clock';
+import { UsageError } from './cli-support';
 
-const USAGE = `usage: npm run audit -- [--repair [--force]] [--json]
+export const AUDIT_USAGE = `usage: npm run audit -- [--repair [--force]] [--json]
+       npm run cli -- audit [--repair [--force]] [--json]
 
 Compares PostgreSQL with storage and each owner's usage total with the sum of their files, and
 prints every difference. Exit status: 0 when consistent (or repaired), 1 when differences remain,
-2 when the audit could not run. Uploads younger than FILES_PENDING_STALE_SECONDS count as in
+2 when the audit could not run (\`npm run cli -- audit\`: 64 for bad options, 78 for bad
+configuration). Reads the same environment as the service, API_KEYS aside. Uploads younger than FILES_PENDING_STALE_SECONDS count as in
 progress and are left alone. Safe to run while the service serves traffic.
 
   --repair  fix what it finds: remove abandoned uploads and orphan objects, abort incomplete
@@ -32,17 +35,22 @@ interface AuditResult {
 
 type AuditFindings = ReconcileReport & { rowsByState: Record<string, number> };
 
-async function main(): Promise<number> {
-  const args = new Set(process.argv.slice(2));
+/**
+ * Runs the audit with `argv` (options only). Returns the exit status (0 consistent, 1 differences);
+ * throws UsageError on bad options, ConfigError on bad configuration, anything else when it could
+ * not run.
+ */
+export async function runAuditCommand(argv: string[]): Promise<number> {
+  const args = new Set(argv);
   if (args.has('--help') || args.has('-h')) {
-    console.log(USAGE);
+    console.log(AUDIT_USAGE);
     return 0;
   }
   for (const arg of args) {
-    if (!['--repair', '--force', '--json'].includes(arg)) throw new ConfigError(arg, `is not an option\n${USAGE}`);
+    if (!['--repair', '--force', '--json'].includes(arg)) throw new UsageError(`unknown option ${arg} (see --help)`);
   }
-  if (args.has('--force') && !args.has('--repair')) throw new ConfigError('--force', `needs --repair\n${USAGE}`);
-  const config = loadConfig(process.env, { requireApiKeys: false });
+  if (args.has('--force') && !args.has('--repair')) throw new UsageError('--force needs --repair (see --help)');
+  const config = loadConfig(process.env);
   const context = await NestFactory.createApplicationContext(AuditModule.with(config), {
     logger: createLogger({ ...config.log, level: 'warn' }, { stderr: true }),
   });
@@ -121,11 +129,15 @@ class AuditModule {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: Error) => {
-    if (error instanceof ConfigError) console.error(error.message);
-    else Logger.error(`audit failed: ${error.message}`, error.stack, 'Audit');
-    process.exit(2);
-  },
-);
+/** `npm run audit`: every failure to run, bad options and configuration included, is status 2. */
+if (require.main === module) {
+  runAuditCommand(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: Error) => {
+      if (error instanceof UsageError) console.error(`${error.message}\n${AUDIT_USAGE}`);
+      else if (error instanceof ConfigError) console.error(error.message);
+      else Logger.error(`audit failed: ${error.message}`, error.stack, 'Audit');
+      process.exit(2);
+    },
+  );
+}

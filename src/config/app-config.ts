@@ -31,8 +31,13 @@ export interface AppConfig {
     statementTimeoutMs: number;
   };
   storage: StorageConfig;
-  /** API key → owner id. */
+  /** API key → owner id, from API_KEYS; may be empty (then only managed keys authenticate). */
   apiKeys: ReadonlyMap<string, string>;
+  /**
+   * How long a managed key found in the database is trusted without asking again; 0 = ask on
+   * every request. A revoked key keeps working for at most this long on each instance.
+   */
+  apiKeyCacheSeconds: number;
   limits: {
     maxBatchFileBytes: number;
     maxFileBytes: number;
@@ -90,6 +95,7 @@ export const CONFIG_DEFAULTS = {
   S3_UPLOAD_PART_SIZE_BYTES: String(8 * MiB),
   S3_UPLOAD_QUEUE_SIZE: '2',
   API_KEYS: '',
+  API_KEY_CACHE_SECONDS: '5',
   FILES_MAX_BATCH_FILE_BYTES: String(200 * MiB),
   FILES_MAX_FILE_BYTES: String(512 * MiB),
   FILES_QUOTA_BYTES_PER_OWNER: String(2048 * MiB),
@@ -106,12 +112,7 @@ export const CONFIG_DEFAULTS = {
 
 export type ConfigVariable = keyof typeof CONFIG_DEFAULTS;
 
-export interface LoadOptions {
-  /** False for tools that serve no requests (the audit command): API_KEYS may then be empty. */
-  requireApiKeys?: boolean;
-}
-
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): AppConfig {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const read = (name: ConfigVariable): string => {
     const value = env[name];
     return value === undefined || value.trim() === '' ? CONFIG_DEFAULTS[name] : value.trim();
@@ -170,7 +171,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, options: LoadOp
       statementTimeoutMs: int('DATABASE_STATEMENT_TIMEOUT_MS', 100),
     },
     storage: loadStorage(read, required, bool, int),
-    apiKeys: options.requireApiKeys === false && read('API_KEYS') === '' ? new Map() : parseApiKeys(read('API_KEYS')),
+    // Unset or empty: no static keys (managed keys only). Set: every entry must be valid.
+    apiKeys: read('API_KEYS') === '' ? new Map() : parseApiKeys(read('API_KEYS')),
+    apiKeyCacheSeconds: int('API_KEY_CACHE_SECONDS', 0, 3600),
     limits,
     expiry: {
       sweepIntervalSeconds: int('FILES_EXPIRY_SWEEP_INTERVAL_SECONDS', 0, 86_400),
@@ -229,7 +232,11 @@ function loadStorage(
   };
 }
 
-const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+/**
+ * An owner id: letters, digits, . _ @ -, starting with a letter or digit, at most 128 characters.
+ * The api_keys table enforces the same pattern with a CHECK constraint.
+ */
+export const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 /** `key:owner,key:owner`. The owner follows the last colon, so keys may contain colons. */
 export function parseApiKeys(raw: string): Map<string, string> {
@@ -254,6 +261,6 @@ export function parseApiKeys(raw: string): Map<string, string> {
     if (keys.has(key)) throw new ConfigError('API_KEYS', `${position} repeats a key`);
     keys.set(key, owner);
   }
-  if (keys.size === 0) throw new ConfigError('API_KEYS', 'must list at least one key:owner pair');
+  if (keys.size === 0) throw new ConfigError('API_KEYS', 'must list at least one key:owner pair, or be empty (managed keys only)');
   return keys;
 }
