@@ -25,10 +25,10 @@ export function wantsHelp(args: string[]): boolean {
   return args.includes('--help') || args.includes('-h');
 }
 
-/** `util.parseArgs` (strict), with its errors turned into one-line UsageErrors. */
-export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
+/** `util.parseArgs`, strict, with its errors turned into one-line UsageErrors. */
+export function parseCommandArgs<T extends ParseArgsConfig & { strict?: true }>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals });
+    return parseArgs<T>({ strict: true, ...config });
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
     throw new UsageError(message);

@@ -62,12 +62,17 @@ function report(error: unknown): number {
     return EXIT.config;
   }
   if (error instanceof DatabaseUnavailableError) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    console.error(`database unavailable${cause}`);
+    console.error(`database unavailable: ${lastLine(error.cause ?? error)}`);
     return EXIT.failure;
   }
-  console.error(`failed: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`failed: ${lastLine(error)}`);
   return EXIT.failure;
+}
+
+/** Prisma's messages quote the failing call over several lines; the cause is the last one. */
+function lastLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n').map((line) => line.trim()).filter(Boolean).pop() ?? 'unknown error';
 }
 
 // Logs (pool warnings, the audit's findings) go to stderr: stdout is the commands' output.

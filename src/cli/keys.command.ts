@@ -33,7 +33,10 @@ export async function runKeysCommand(args: string[]): Promise<number> {
   if (subcommand === undefined) throw new UsageError('keys needs a subcommand: create, list or revoke (see --help)');
   switch (subcommand) {
     case 'create': {
-      const { values } = parseCommandArgs(rest, { owner: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } });
+      const { values } = parseCommandArgs({
+        args: rest,
+        options: { owner: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
+      });
       if (values.owner === undefined) throw new UsageError('keys create needs --owner <owner>');
       const json = values.json === true;
       return withService(async (service) => {
@@ -43,7 +46,10 @@ export async function runKeysCommand(args: string[]): Promise<number> {
       });
     }
     case 'list': {
-      const { values } = parseCommandArgs(rest, { owner: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } });
+      const { values } = parseCommandArgs({
+        args: rest,
+        options: { owner: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
+      });
       return withService(async (service) => {
         const keys = await service.list({ ownerId: values.owner, includeRevoked: values.all === true });
         printList(keys, values.json === true);
@@ -51,7 +57,7 @@ export async function runKeysCommand(args: string[]): Promise<number> {
       });
     }
     case 'revoke': {
-      const { values, positionals } = parseCommandArgs(rest, { json: { type: 'boolean' } }, true);
+      const { values, positionals } = parseCommandArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true });
       if (positionals.length !== 1) throw new UsageError('keys revoke needs exactly one key id');
       const id = positionals[0];
       if (!ID.test(id)) throw new UsageError(`"${id.slice(0, 80)}" is not an API key id (a UUID, as keys list shows)`);

@@ -19,7 +19,7 @@ export async function runMigrateCommand(args: string[]): Promise<number> {
     console.log(MIGRATE_USAGE);
     return 0;
   }
-  parseCommandArgs(args, {});
+  parseCommandArgs({ args, options: {} });
   await applyMigrations(databaseConfigFrom(process.env).url, (line) => console.log(line));
   return 0;
 }
