@@ -123,6 +123,9 @@ describe(loadConfig.name, () => {
     ['LOG_FORMAT', 'yaml'],
     ['STORAGE_DRIVER', 'gcs'],
     ['STORAGE_DRIVER', 'S3'],
+    ['API_KEY_CACHE_SECONDS', '-1'],
+    ['API_KEY_CACHE_SECONDS', '3601'],
+    ['API_KEY_CACHE_SECONDS', '1.5'],
   ])('refuses %s=%p, naming the variable', (variable, value) => {
     expectRefused(baseEnv({ [variable]: value }), variable);
   });
@@ -192,8 +195,20 @@ describe(loadConfig.name, () => {
     expectRefused(baseEnv({ FILES_MAX_FILE_BYTES: String(100 * 1024 * 1024) }), 'FILES_MAX_BATCH_FILE_BYTES');
   });
 
-  it('requires API_KEYS', () => {
-    expectRefused(baseEnv({ API_KEYS: undefined }), 'API_KEYS');
+  it('accepts no API_KEYS (only managed keys then authenticate)', () => {
+    expect(loadConfig(baseEnv({ API_KEYS: undefined })).apiKeys).toEqual(new Map());
+    expect(loadConfig(baseEnv({ API_KEYS: '  ' })).apiKeys).toEqual(new Map());
+  });
+
+  it('still refuses an API_KEYS that is set but lists no pair, or a bad one', () => {
+    expectRefused(baseEnv({ API_KEYS: ' , ,' }), 'API_KEYS');
+    expectRefused(baseEnv({ API_KEYS: 'short:alice' }), 'API_KEYS');
+  });
+
+  it('reads API_KEY_CACHE_SECONDS: 5 by default, 0 switches the cache off', () => {
+    expect(loadConfig(baseEnv()).apiKeyCacheSeconds).toBe(5);
+    expect(loadConfig(baseEnv({ API_KEY_CACHE_SECONDS: '0' })).apiKeyCacheSeconds).toBe(0);
+    expect(loadConfig(baseEnv({ API_KEY_CACHE_SECONDS: '3600' })).apiKeyCacheSeconds).toBe(3600);
   });
 
   it('does not read process.env when given an environment', () => {
