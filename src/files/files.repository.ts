@@ -247,6 +247,18 @@ export class FilesRepository {
   private run<T>(operation: () => Promise<T>): Promise<T> {
     return guardDatabase(operation);
   }
+
+  /**
+   * Forgets many tombstones whose bytes are gone, in one statement (set-based, for the sweeper's
+   * batches); ids that are not tombstones (any more) are left alone. Returns how many were deleted.
+   */
+  async deleteTombstones(uuids: readonly string[]): Promise<number> {
+    if (uuids.length === 0) return 0;
+    return this.run(
+      () => this.db.prisma.$executeRaw`
+        DELETE FROM files WHERE id = ANY(${uuids}::uuid[]) AND state = 'deleting'`,
+    );
+  }
 }
 
 function toStoredFile(row: FileRow): StoredFile {

@@ -1,17 +1,27 @@
 import type { Readable } from 'node:stream';
 import { StorageUnavailableError } from '../../src/files/files.errors';
-import { ByteRange, FileStorage, IncompleteUpload, ObjectReadStream, StoredObjectInfo } from '../../src/files/storage/file-storage';
+import {
+  ByteRange,
+  type DeleteManyResult,
+  FileStorage,
+  IncompleteUpload,
+  ObjectReadStream,
+  StoredObjectInfo,
+} from '../../src/files/storage/file-storage';
 
 /**
  * A real adapter with faults the test switches on: deletes of chosen keys fail as if the backend
- * were down, and deletes can be held at a gate so the test can act while one is in flight.
- * Everything else goes straight to the real backend.
+ * were down (in `deleteMany`, only those keys fail, as in a partial DeleteObjects failure), and
+ * deletes can be held at a gate so the test can act while one is in flight. Everything else goes
+ * straight to the real backend.
  */
 export class FaultyStorage extends FileStorage {
   /** Keys whose delete fails with StorageUnavailableError. */
   readonly failingDeletes = new Set<string>();
-  /** Every key a delete was attempted for, in order. */
+  /** Every key a delete was attempted for, in order (by `delete` or `deleteMany`). */
   readonly deleteAttempts: string[] = [];
+  /** The keys of each `deleteMany` call, in order. */
+  readonly deleteManyCalls: string[][] = [];
   private gate?: { opened: Promise<void>; open: () => void; reached: Promise<void>; reach: () => void };
 
   constructor(private readonly inner: FileStorage) {
@@ -36,13 +46,30 @@ export class FaultyStorage extends FileStorage {
 
   async delete(key: string): Promise<void> {
     this.deleteAttempts.push(key);
+    await this.passGate();
+    if (this.failingDeletes.has(key)) throw this.injected(key);
+    await this.inner.delete(key);
+  }
+
+  override async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    this.deleteAttempts.push(...keys);
+    this.deleteManyCalls.push([...keys]);
+    await this.passGate();
+    const failing = keys.filter((key) => this.failingDeletes.has(key));
+    const { failed } = await this.inner.deleteMany(keys.filter((key) => !this.failingDeletes.has(key)));
+    return { failed: [...failing.map((key) => ({ key, error: this.injected(key) })), ...failed] };
+  }
+
+  private async passGate(): Promise<void> {
     const gate = this.gate;
     if (gate) {
       gate.reach();
       await gate.opened;
     }
-    if (this.failingDeletes.has(key)) throw new StorageUnavailableError(`injected failure deleting ${key}`);
-    await this.inner.delete(key);
+  }
+
+  private injected(key: string): Error {
+    return new StorageUnavailableError(`injected failure deleting ${key}`);
   }
 
   put(key: string, body: Readable): Promise<void> {

@@ -9,7 +9,7 @@ import { FilesMetrics } from '../files.metrics';
 import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
 import { FileStorage } from '../storage/file-storage';
-import { storageKeyFor } from '../storage/storage-key';
+import { publicIdFromKey, storageKeyFor } from '../storage/storage-key';
 
 export interface SweepReport {
   /** False when another instance held the lock and this run did nothing. */
@@ -26,17 +26,22 @@ export interface SweepReport {
 export const EXPIRY_LOCK_ID = 0x66696c65_732d6578n;
 /** Bound on one run, so a huge backlog is worked off over several runs, not in one long lock. */
 const MAX_BATCHES_PER_RUN = 50;
+/** Files named in one failure log line; the rest are counted. */
+const MAX_FAILURES_LOGGED = 10;
 
 /**
  * Removes expired files. Each batch tombstones expired rows and releases their owners' usage in
- * one transaction (exactly once, whoever runs it), then deletes bytes and rows one by one; a
- * failure on one file is logged and retried on a later run. Also finishes tombstones that a
- * crashed or failed delete left behind.
+ * one transaction (exactly once, whoever runs it), then deletes the batch's bytes with one
+ * storage call (S3 DeleteObjects) and their rows with one statement; a file whose bytes could not
+ * be deleted is logged and retried on a later run. Also finishes tombstones that a crashed or
+ * failed delete left behind.
  */
 @Injectable()
 export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(ExpirySweeper.name);
   private readonly schedule: PeriodicTask;
+  /** Set on shutdown: a run in progress finishes its batch and stops, instead of its whole backlog. */
+  private stopping = false;
 
   constructor(
     private readonly repository: FilesRepository,
@@ -64,6 +69,7 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
     await this.schedule.stop();
   }
 
@@ -83,7 +89,7 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private async sweepLocked(): Promise<SweepReport> {
     const report: SweepReport = { ran: true, expired: 0, purged: 0, failed: 0 };
     const { batchSize } = this.options.expiry;
-    for (let batch = 0; batch < MAX_BATCHES_PER_RUN; batch++) {
+    for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !this.stopping; batch++) {
       const tombstones = await this.repository.tombstoneExpired(batchSize, this.clock.now());
       report.expired += tombstones.length;
       for (const gone of tombstones) this.events.emit('file.expired', { ownerId: gone.ownerId, fileId: gone.publicId });
@@ -96,16 +102,44 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
     return report;
   }
 
+  /**
+   * Deletes a batch's bytes with one storage call and then the rows of the files whose bytes are
+   * gone with one statement. A file whose bytes could not be deleted keeps its tombstone (and its
+   * bytes), is counted as failed, and is retried by a later run once its tombstone is stale.
+   */
   private async purgeAll(tombstones: Tombstone[], report: SweepReport): Promise<void> {
-    for (const tombstone of tombstones) {
-      try {
-        await this.storage.delete(storageKeyFor(tombstone.publicId));
-        await this.repository.deleteTombstone(tombstone.uuid);
-        report.purged += 1;
-      } catch (error) {
-        report.failed += 1;
-        this.logger.warn(`could not remove ${tombstone.publicId}, will retry: ${(error as Error).message}`);
-      }
+    if (tombstones.length === 0) return;
+    const keys = tombstones.map((t) => storageKeyFor(t.publicId));
+    let failed: { key: string; error: Error }[];
+    try {
+      ({ failed } = await this.storage.deleteMany(keys));
+    } catch (error) {
+      failed = keys.map((key) => ({ key, error: error as Error }));
+    }
+    const failedKeys = new Set(failed.map((f) => f.key));
+    const gone = tombstones.filter((_, i) => !failedKeys.has(keys[i]));
+    report.failed += tombstones.length - gone.length;
+    this.warnFailed(failed.map((f) => ({ publicId: publicIdFromKey(f.key) ?? f.key, error: f.error })));
+    if (gone.length === 0) return;
+    try {
+      await this.repository.deleteTombstones(gone.map((t) => t.uuid));
+      report.purged += gone.length;
+    } catch (error) {
+      // Bytes gone, rows kept: a later run deletes the (now missing, so harmless) bytes again.
+      report.failed += gone.length;
+      this.warnFailed(gone.map((t) => ({ publicId: t.publicId, error: error as Error })));
+    }
+  }
+
+  /** One line per distinct error, naming a few files, so an outage does not flood the log. */
+  private warnFailed(failures: { publicId: string; error: Error }[]): void {
+    const byMessage = new Map<string, string[]>();
+    for (const { publicId, error } of failures) {
+      byMessage.set(error.message, [...(byMessage.get(error.message) ?? []), publicId]);
+    }
+    for (const [message, ids] of byMessage) {
+      const more = ids.length > MAX_FAILURES_LOGGED ? ` and ${ids.length - MAX_FAILURES_LOGGED} more` : '';
+      this.logger.warn(`could not remove ${ids.slice(0, MAX_FAILURES_LOGGED).join(', ')}${more}, will retry: ${message}`);
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { assertSafeKey } from './storage-key';
 
 /** Metadata of one stored object. */
 export interface StoredObjectInfo {
@@ -27,6 +28,11 @@ export interface IncompleteUpload {
   initiated: Date;
 }
 
+/** What `deleteMany` could not delete; every other key it was given is gone. */
+export interface DeleteManyResult {
+  failed: { key: string; error: Error }[];
+}
+
 /**
  * The storage port. Adapters hold bytes under keys derived from file ids (never from client
  * filenames), translate their backend's failures into StorageUnavailableError, and expose nothing
@@ -37,7 +43,7 @@ export interface IncompleteUpload {
  *   stream errors, `put` rejects with that very error and leaves no object (a backend-side partial
  *   write, e.g. an S3 multipart upload, is aborted on a best-effort basis and otherwise left for
  *   the reconciler via `listIncompleteUploads`).
- * - `delete` is idempotent: deleting a missing key succeeds.
+ * - `delete` and `deleteMany` are idempotent: deleting a missing key succeeds.
  */
 export abstract class FileStorage {
   /** Streams `body` to `key`, replacing nothing that exists (keys are unique per file). */
@@ -50,6 +56,28 @@ export abstract class FileStorage {
   abstract head(key: string): Promise<StoredObjectInfo | null>;
 
   abstract delete(key: string): Promise<void>;
+
+  /**
+   * Deletes many keys, as few backend calls as the backend allows (S3: DeleteObjects, 1000 keys
+   * per request). Resolves with the keys that could not be deleted and why, each failure on its
+   * own (one key's failure never hides the others' success); rejects only for a caller bug such
+   * as an unsafe key, before anything is deleted.
+   *
+   * This default deletes key by key (what a backend without a batch call, such as a filesystem,
+   * does anyway), so adapters written before this method existed keep working.
+   */
+  async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    for (const key of keys) assertSafeKey(key);
+    const failed: DeleteManyResult['failed'] = [];
+    for (const key of keys) {
+      try {
+        await this.delete(key);
+      } catch (error) {
+        failed.push({ key, error: error instanceof Error ? error : new Error(String(error)) });
+      }
+    }
+    return { failed };
+  }
 
   /** Every object whose key starts with `prefix`, in no particular order. */
   abstract list(prefix: string): AsyncIterable<StoredObjectInfo>;

@@ -1,6 +1,7 @@
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -10,10 +11,12 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { StorageUnavailableError } from '../files.errors';
 import {
   ByteRange,
+  type DeleteManyResult,
   FileStorage,
   IncompleteUpload,
   ObjectReadStream,
@@ -38,6 +41,13 @@ export interface S3StorageOptions {
 }
 
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
+/** S3's limit on the keys of one DeleteObjects request. */
+const DELETE_OBJECTS_MAX_KEYS = 1000;
+/**
+ * DeleteObjects requests in flight at once. Some servers work through one request key by key
+ * (Swift's s3api two at a time), so a large batch goes out as several requests side by side.
+ */
+const DELETE_REQUESTS_IN_FLIGHT = 8;
 
 /**
  * S3 adapter (AWS, MinIO, Ceph RGW, Swift s3api). Uploads stream through lib-storage's multipart
@@ -142,6 +152,57 @@ export class S3FileStorage extends FileStorage {
     } catch (error) {
       if (isNotFound(error)) return;
       throw this.translate(error, `delete of ${key}`);
+    }
+  }
+
+  /**
+   * DeleteObjects in Quiet mode (only failures come back), the keys spread over up to
+   * DELETE_REQUESTS_IN_FLIGHT requests of at most 1000 keys. A request that fails as a whole
+   * fails each of its keys; a missing key is not a failure.
+   */
+  override async deleteMany(keys: readonly string[]): Promise<DeleteManyResult> {
+    for (const key of keys) assertSafeKey(key);
+    if (keys.length === 0) return { failed: [] };
+    const size = Math.min(DELETE_OBJECTS_MAX_KEYS, Math.ceil(keys.length / DELETE_REQUESTS_IN_FLIGHT));
+    const requests: string[][] = [];
+    for (let i = 0; i < keys.length; i += size) requests.push(keys.slice(i, i + size));
+    const failed: DeleteManyResult['failed'] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < requests.length) failed.push(...(await this.deleteObjects(requests[next++])));
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_REQUESTS_IN_FLIGHT, requests.length) }, worker));
+    return { failed };
+  }
+
+  private async deleteObjects(keys: string[]): Promise<DeleteManyResult['failed']> {
+    const command = new DeleteObjectsCommand({
+      Bucket: this.bucket,
+      Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+    });
+    // S3 requires an integrity header on DeleteObjects; the SDK sends a CRC32 (we calculate
+    // checksums only when required), but Swift's s3api insists on Content-MD5.
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        if (request.headers && (typeof request.body === 'string' || request.body instanceof Uint8Array)) {
+          request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
+        }
+        return next(args);
+      },
+      { step: 'build', name: 'deleteObjectsContentMd5' },
+    );
+    try {
+      const out = await this.client.send(command);
+      return (out.Errors ?? [])
+        .filter((e) => e.Key !== undefined && !NOT_FOUND.has(e.Code ?? ''))
+        .map((e) => ({
+          key: e.Key!,
+          error: new StorageUnavailableError(`S3 DeleteObjects refused the key: ${e.Code ?? 'unknown error'}${e.Message ? ` (${e.Message})` : ''}`),
+        }));
+    } catch (error) {
+      const failure = this.translate(error, `delete of ${keys.length} objects`);
+      return keys.map((key) => ({ key, error: failure }));
     }
   }
 

@@ -30,6 +30,7 @@ type RepositoryPort = Pick<
   | 'tombstoneExpired'
   | 'findStaleTombstones'
   | 'deleteTombstone'
+  | 'deleteTombstones'
   | 'ping'
 >;
 export type RepositoryMethod = keyof RepositoryPort;
@@ -152,6 +153,15 @@ export class MemoryFilesRepository implements RepositoryPort {
   async deleteTombstone(uuid: string): Promise<void> {
     this.check('deleteTombstone');
     if (this.rows.get(uuid)?.state === 'deleting') this.rows.delete(uuid);
+  }
+
+  async deleteTombstones(uuids: readonly string[]): Promise<number> {
+    this.check('deleteTombstones');
+    let deleted = 0;
+    for (const uuid of uuids) {
+      if (this.rows.get(uuid)?.state === 'deleting' && this.rows.delete(uuid)) deleted += 1;
+    }
+    return deleted;
   }
 
   async ping(): Promise<void> {
