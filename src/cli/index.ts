@@ -3,10 +3,15 @@ import { Logger } from '@nestjs/common';
 import { createLogger } from '../bootstrap';
 import { ConfigError } from '../config/app-config';
 import { DatabaseUnavailableError } from '../files/files.errors';
-import { runAuditCommand } from './audit';
 import { EXIT, UsageError } from './cli-support';
-import { runKeysCommand } from './keys.command';
-import { runMigrateCommand } from './migrate';
+
+// Each command is loaded only when it runs: `keys` needs neither NestFactory nor the S3 SDK the
+// audit pulls in, and starts noticeably faster without them.
+const commands = {
+  keys: () => (require('./keys.command') as typeof import('./keys.command')).runKeysCommand,
+  migrate: () => (require('./migrate') as typeof import('./migrate')).runMigrateCommand,
+  audit: () => (require('./audit') as typeof import('./audit')).runAuditCommand,
+};
 
 const USAGE = `usage: npm run cli -- <command> [options]      (or: node dist/cli/index.js <command> …)
 
@@ -35,12 +40,12 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return EXIT.ok;
     case 'keys':
-      return runKeysCommand(args);
+      return commands.keys()(args);
     case 'migrate':
-      return runMigrateCommand(args);
+      return commands.migrate()(args);
     case 'audit':
       try {
-        return await runAuditCommand(args);
+        return await commands.audit()(args);
       } catch (error) {
         if (error instanceof UsageError || error instanceof ConfigError) throw error;
         Logger.error(`audit failed: ${(error as Error).message}`, (error as Error).stack, 'Audit');

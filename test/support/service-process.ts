@@ -5,6 +5,7 @@ import { freePort } from './fault-proxy';
 const ROOT = path.resolve(__dirname, '../..');
 const MAIN = path.join(ROOT, 'dist/main.js');
 const AUDIT = path.join(ROOT, 'dist/cli/audit.js');
+const CLI = path.join(ROOT, 'dist/cli/index.js');
 
 export interface ServiceProcess {
   origin: string;
@@ -77,4 +78,26 @@ export async function runAudit(env: Record<string, string>, args: string[] = [])
     report = undefined;
   }
   return { code, report, output: stdout + stderr };
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `dist/cli/index.js [args]` (what `npm run cli -- args` runs) with exactly this environment. */
+export async function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  // 'close', not 'exit': every byte of stdout and stderr has been read by then.
+  const code = await new Promise<number>((resolve) => child.once('close', (c) => resolve(c ?? -1)));
+  return { code, stdout, stderr };
 }
