@@ -95,8 +95,11 @@ describe('Two FilesModule instances in one host app', () => {
           name: 'inputs',
           database: { url: inputsDb.url, poolMax: 3 },
           storage: bucket.settings,
-          // A plain function: the host's gateway sets x-user.
-          ownerResolver: (req) => req.headers['x-user'] as string | undefined,
+          // A plain function: the host's gateway sets x-user (and its auth backend can fail).
+          ownerResolver: async (req) => {
+            if (req.headers['x-user'] === 'boom') throw new Error('auth backend down');
+            return req.headers['x-user'] as string | undefined;
+          },
           limits: INPUT_LIMITS,
           jobs: { reconcile: false },
           expiry: { sweepIntervalSeconds: 1 },
@@ -207,6 +210,13 @@ describe('Two FilesModule instances in one host app', () => {
       expect(overInputs.body.error.message).toContain('1000 bytes');
       await expect(platform.archive.usage('acme')).resolves.toMatchObject({ quotaBytes: 1000 });
       await expect(platform.inputs.usage('acme')).resolves.toMatchObject({ quotaBytes: 5000 });
+    });
+
+    it('answers a resolver that throws with a generic 500 in OpenAI shape, never showing the cause', async () => {
+      const res = await asUser(inputs().get('/v1/files'), 'boom');
+      expect(res.status).toBe(500);
+      expect(res.body.error).toMatchObject({ type: 'server_error' });
+      expect(JSON.stringify(res.body)).not.toContain('auth backend down');
     });
 
     it("leaves the host's own routes alone", async () => {
