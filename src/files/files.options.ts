@@ -52,7 +52,7 @@ export abstract class FilesModuleOptions {
 
 /** What a host passes to `FilesModule.forRoot`/`forRootAsync`: only database and storage are required. */
 export interface FilesModuleSettings {
-  /** PostgreSQL connection; FilesModule owns its pool. Apply the migrations first (`files-api migrate`). */
+  /** PostgreSQL connection; FilesModule owns its pool. Apply the migrations first (`migrate(url)` from the package root). */
   database: Pick<DatabaseOptions, 'url'> & Partial<DatabaseOptions>;
   storage: StorageConfig | FileStorage;
   /**
