@@ -39,5 +39,12 @@ module.exports = {
     withBackends('http', 30_000),
     withBackends('integration', 60_000),
     withBackends('e2e', 120_000),
+    // The example host imports files-api by its package name, as a real host does; here that name
+    // is the source.
+    {
+      ...withBackends('examples', 120_000),
+      testMatch: ['<rootDir>/examples/*/test/**/*.spec.ts'],
+      moduleNameMapper: { '^files-api$': '<rootDir>/src/index.ts' },
+    },
   ],
 };
