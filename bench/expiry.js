@@ -1,13 +1,23 @@
 'use strict';
 // 6. Expiry sweep: N expired files (rows seeded in bulk with SQL, objects really stored in a fresh
 // bucket) removed by the built ExpirySweeper, run after run until none is left, as the scheduled
-// job would; reports files removed per second of sweeping and checks that the bucket and the
-// table are empty and every owner's usage is back to 0 afterwards.
+// job would. Reports files removed per second of sweeping, where that time went (storage calls
+// vs. SQL, timed around the sweeper's calls into its ports), and checks that the bucket and the
+// table are empty and every owner's usage is 0 afterwards. For scale it also measures:
+// - the S3 server alone: the fastest way we found to delete objects on it, straight from this
+//   process (DeleteObjects, DIRECT_REQUESTS requests side by side), so the sweep's rate can be
+//   read against what the server can do at all;
+// - the same sweep on filesystem storage (same PostgreSQL): the service's own cost per file.
 // Env: BENCH_EXPIRY_FILES (default 20000), BENCH_EXPIRY_BATCH (default: the shipped
-// FILES_EXPIRY_SWEEP_BATCH_SIZE), BENCH_EXPIRY_OWNERS (default 50).
-const { ListObjectsV2Command, PutObjectCommand } = require('@aws-sdk/client-s3');
+// FILES_EXPIRY_SWEEP_BATCH_SIZE), BENCH_EXPIRY_OWNERS (default 50), BENCH_EXPIRY_DIRECT_FILES
+// (default 2000; 0 skips the direct baseline), BENCH_EXPIRY_FS (default 1; 0 skips fs).
+const { mkdtemp, mkdir, readdir, rm, writeFile } = require('node:fs/promises');
+const os = require('node:os');
+const path = require('node:path');
+const { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand } = require('@aws-sdk/client-s3');
 const { createBucket, createDatabase, sql } = require('./lib/backends');
-const { scoped } = require('./lib/cleanup');
+const { defer, scoped } = require('./lib/cleanup');
+const { fromDist } = require('./lib/dist');
 const { num } = require('./lib/settings');
 const { targetRow, log } = require('./lib/stats');
 
@@ -15,74 +25,143 @@ const name = 'expiry';
 const title = '6. Expiry sweep';
 const OBJECT_BYTES = 16;
 const PUT_CONCURRENCY = 64;
+const DIRECT_REQUESTS = 16;
 
 async function run() {
   const dist = loadDist();
   const files = num('BENCH_EXPIRY_FILES', 20_000);
   const batchSize = num('BENCH_EXPIRY_BATCH', dist.CONFIG_DEFAULTS_BATCH);
   const owners = num('BENCH_EXPIRY_OWNERS', 50);
+  const directFiles = process.env.BENCH_EXPIRY_DIRECT_FILES === '0' ? 0 : num('BENCH_EXPIRY_DIRECT_FILES', 2000);
+  const withFs = process.env.BENCH_EXPIRY_FS !== '0';
   const say = log(name);
   return scoped(async () => {
+    // On S3: the graded measurement.
     const database = await createDatabase(name);
     const bucket = await createBucket(name);
-
     let t0 = performance.now();
     const uuids = await seedExpired(database.url, files, owners);
     say(`seeded ${files} expired rows for ${owners} owners in ${secs(t0)} s`);
     t0 = performance.now();
     await putObjects(bucket, uuids.map((u) => dist.storageKeyFor(dist.fileIdFromUuid(u).publicId)));
-    say(`stored ${files} objects of ${OBJECT_BYTES} bytes in ${secs(t0)} s`);
+    say(`stored ${files} objects of ${OBJECT_BYTES} bytes on S3 in ${secs(t0)} s`);
     if ((await countObjects(bucket)) !== files) throw new Error('not every object reached the bucket');
+    const s3 = new dist.S3FileStorage(s3Options(bucket));
+    const onS3 = await sweepAll(dist, { url: database.url, storage: s3, batchSize, files, say: (l) => say(`s3: ${l}`) });
+    s3.close();
+    const leftObjects = await countObjects(bucket);
+    if (leftObjects !== 0) throw new Error(`the sweep left ${leftObjects} objects in the bucket`);
 
-    const { sweeper, close } = buildSweeper(dist, database.url, bucket, batchSize);
-    try {
-      const runs = [];
-      let removed = 0;
-      let failed = 0;
-      let sweeping = 0;
-      for (let left = files; left > 0; ) {
-        const started = performance.now();
-        const report = await sweeper.sweep();
-        const ms = performance.now() - started;
-        sweeping += ms;
-        if (!report.ran) throw new Error('the sweep lock is held by someone else');
-        runs.push({ ...report, ms });
-        removed += report.purged;
-        failed += report.failed;
-        const before = left;
-        left = Number((await sql(database.url, 'SELECT count(*) AS n FROM files')).rows[0].n);
-        say(`run ${runs.length}: expired ${report.expired}, purged ${report.purged}, failed ${report.failed} in ${(ms / 1000).toFixed(2)} s; ${left} rows left`);
-        if (left === before) throw new Error(`a sweep made no progress (${left} rows left, ${failed} failures)`);
-      }
-      const leftObjects = await countObjects(bucket);
-      const usage = (await sql(database.url, 'SELECT COALESCE(SUM(used_bytes), 0)::text AS used FROM owner_usage')).rows[0].used;
-      if (leftObjects !== 0 || usage !== '0' || removed !== files) {
-        throw new Error(`sweep left ${leftObjects} objects, usage ${usage}, removed ${removed} of ${files}`);
-      }
-      const rate = files / (sweeping / 1000);
-      say(`${files} files in ${(sweeping / 1000).toFixed(2)} s over ${runs.length} runs (batch ${batchSize}): ${rate.toFixed(0)} files/s`);
-      return {
-        rows: [
-          { metric: `expired files removed (bytes + rows), batch size ${batchSize}`, value: removed, unit: 'files' },
-          { metric: `sweep time, ${runs.length} run(s)`, value: Number((sweeping / 1000).toFixed(2)), unit: 's' },
-          targetRow('expiry sweep rate', rate, 'files/s', { atLeast: 1000 }),
-          { metric: 'left in bucket / table / usage after the sweep', value: leftObjects + Number(usage), unit: '' },
-        ],
-        details: { files, batchSize, owners, runs },
-      };
-    } finally {
-      await close();
+    const rows = [
+      { metric: `expired files removed from S3 + PostgreSQL (batch size ${batchSize})`, value: onS3.removed, unit: 'files' },
+      { metric: `sweep time (${onS3.runs.length} run(s))`, value: Number((onS3.ms / 1000).toFixed(2)), unit: 's' },
+      targetRow('expiry sweep rate, S3 + PostgreSQL', onS3.rate, 'files/s', { atLeast: 1000 }),
+      { metric: 'share of the sweep spent in storage calls (S3 deletes)', value: Number(((100 * onS3.storageMs) / onS3.ms).toFixed(1)), unit: '%' },
+      { metric: 'share spent in SQL (tombstone, delete rows, stale check)', value: Number(((100 * onS3.sqlMs) / onS3.ms).toFixed(1)), unit: '%' },
+    ];
+    const details = { files, batchSize, owners, onS3 };
+
+    if (directFiles > 0) {
+      const direct = await directDeleteRate(bucket, directFiles);
+      say(`S3 server alone: ${directFiles} objects deleted in ${DIRECT_REQUESTS} DeleteObjects side by side: ${direct.toFixed(0)} objects/s`);
+      rows.push({ metric: `S3 server alone: DeleteObjects, ${DIRECT_REQUESTS} requests side by side`, value: Number(direct.toFixed(1)), unit: 'objects/s' });
+      rows.push({ metric: 'sweep rate / S3 server alone', value: Number((onS3.rate / direct).toFixed(2)), unit: '×', ratio: Number((onS3.rate / direct).toFixed(2)) });
+      details.direct = direct;
     }
+
+    if (withFs) {
+      const fsDatabase = await createDatabase(`${name}-fs`);
+      const root = await mkdtemp(path.join(os.tmpdir(), 'files-api-bench-expiry-'));
+      defer(`directory ${root}`, () => rm(root, { recursive: true, force: true }));
+      const fsUuids = await seedExpired(fsDatabase.url, files, owners);
+      await writeObjects(root, fsUuids.map((u) => dist.storageKeyFor(dist.fileIdFromUuid(u).publicId)));
+      const fsStorage = new dist.FsFileStorage(root);
+      await fsStorage.init();
+      const onFs = await sweepAll(dist, { url: fsDatabase.url, storage: fsStorage, batchSize, files, say: (l) => say(`fs: ${l}`) });
+      const leftFiles = await readdir(path.join(root, 'files'));
+      if (leftFiles.length !== 0) throw new Error(`the sweep left ${leftFiles.length} files on disk`);
+      rows.push({ metric: 'same sweep on filesystem storage (same PostgreSQL)', value: Number(onFs.rate.toFixed(0)), unit: 'files/s' });
+      details.onFs = onFs;
+    }
+    return { rows, details };
   });
 }
 
-/** The built classes the benchmark needs (dist/ must exist: `npm run build`). */
+/**
+ * Sweeps until the table is empty, timing every sweep() and, inside it, the sweeper's calls into
+ * storage and the repository. Verifies usage is 0 at the end.
+ */
+async function sweepAll(dist, { url, storage, batchSize, files, say }) {
+  const db = new dist.FilesDatabase({ url, poolMax: 10, connectTimeoutMs: 5000, statementTimeoutMs: 15_000 });
+  try {
+    const repository = new dist.FilesRepository(db);
+    const spent = {};
+    timeCalls(storage, ['deleteMany', 'delete'], spent);
+    timeCalls(repository, ['tombstoneExpired', 'deleteTombstones', 'deleteTombstone', 'findStaleTombstones'], spent);
+    const { SchedulerRegistry } = require('@nestjs/schedule');
+    const sweeper = new dist.ExpirySweeper(
+      repository,
+      storage,
+      db,
+      new dist.SystemClock(),
+      { expiry: { sweepIntervalSeconds: 0, batchSize }, reconcile: { intervalSeconds: 0, staleAfterSeconds: 120 } },
+      new SchedulerRegistry(),
+      new dist.FilesMetrics(),
+      new dist.FilesEvents(),
+      new dist.FilesInstance('files'),
+    );
+    const runs = [];
+    let removed = 0;
+    let ms = 0;
+    for (let left = files; left > 0; ) {
+      const started = performance.now();
+      const report = await sweeper.sweep();
+      const runMs = performance.now() - started;
+      ms += runMs;
+      if (!report.ran) throw new Error('the sweep lock is held by someone else');
+      runs.push({ ...report, ms: runMs });
+      removed += report.purged;
+      const before = left;
+      left = Number((await sql(url, 'SELECT count(*) AS n FROM files')).rows[0].n);
+      say(`run ${runs.length}: expired ${report.expired}, purged ${report.purged}, failed ${report.failed} in ${(runMs / 1000).toFixed(2)} s; ${left} rows left`);
+      if (left === before) throw new Error(`a sweep made no progress (${left} rows left)`);
+    }
+    const usage = (await sql(url, 'SELECT COALESCE(SUM(used_bytes), 0)::text AS used FROM owner_usage')).rows[0].used;
+    if (usage !== '0' || removed !== files) throw new Error(`after the sweep: usage ${usage}, removed ${removed} of ${files}`);
+    // The key-by-key default deleteMany calls delete(): count the outer call only.
+    const storageMs = spent.deleteMany || spent.delete || 0;
+    const sqlMs = (spent.tombstoneExpired ?? 0) + (spent.deleteTombstones ?? 0) + (spent.deleteTombstone ?? 0) + (spent.findStaleTombstones ?? 0);
+    const rate = files / (ms / 1000);
+    say(`${files} files in ${(ms / 1000).toFixed(2)} s (batch ${batchSize}): ${rate.toFixed(0)} files/s; storage ${(storageMs / 1000).toFixed(2)} s, SQL ${(sqlMs / 1000).toFixed(2)} s`);
+    return { removed, ms, rate, runs, storageMs, sqlMs, spent };
+  } finally {
+    await db.close();
+  }
+}
+
+/** Wraps `methods` of `target` (those it has) to add their time to `spent[method]`. */
+function timeCalls(target, methods, spent) {
+  for (const method of methods) {
+    if (typeof target[method] !== 'function') continue;
+    const original = target[method].bind(target);
+    target[method] = async (...args) => {
+      const started = performance.now();
+      try {
+        return await original(...args);
+      } finally {
+        spent[method] = (spent[method] ?? 0) + performance.now() - started;
+      }
+    };
+  }
+}
+
+/** The built classes the benchmark needs (`npm run build` first). */
 function loadDist() {
   const req = (p) => {
     try {
-      return require(`../dist/${p}`);
+      return fromDist(p);
     } catch (error) {
-      throw new Error(`dist/${p} could not be loaded (${error.message}): run \`npm run build\` first`);
+      throw new Error(`${p} could not be loaded from the build (${error.message}): run \`npm run build\` first`);
     }
   };
   return {
@@ -91,6 +170,7 @@ function loadDist() {
     FilesRepository: req('files/files.repository').FilesRepository,
     FilesDatabase: req('database/files-database').FilesDatabase,
     S3FileStorage: req('files/storage/s3-file-storage').S3FileStorage,
+    FsFileStorage: req('files/storage/fs-file-storage').FsFileStorage,
     SystemClock: req('common/clock').SystemClock,
     FilesMetrics: req('files/files.metrics').FilesMetrics,
     FilesEvents: req('files/files.events').FilesEvents,
@@ -117,13 +197,24 @@ async function seedExpired(url, n, owners) {
             repeat('ab', 32), t, t + interval '1 hour', t
      FROM s, LATERAL (SELECT timestamptz 'epoch' + ms * interval '1 millisecond' AS t) AS created`,
   );
-  await sql(
-    url,
-    `INSERT INTO owner_usage (owner_id, used_bytes)
-     SELECT owner_id, SUM(bytes) FROM files WHERE state = 'ready' GROUP BY owner_id`,
-  );
+  await sql(url, `INSERT INTO owner_usage (owner_id, used_bytes) SELECT owner_id, SUM(bytes) FROM files WHERE state = 'ready' GROUP BY owner_id`);
+  // What autovacuum would do shortly after a bulk load.
   await sql(url, 'ANALYZE files');
   return (await sql(url, 'SELECT id::text AS id FROM files')).rows.map((r) => r.id);
+}
+
+function s3Options(bucket) {
+  const s = bucket.env;
+  return {
+    bucket: s.S3_BUCKET,
+    region: s.S3_REGION,
+    endpoint: s.S3_ENDPOINT,
+    forcePathStyle: true,
+    accessKeyId: s.S3_ACCESS_KEY_ID,
+    secretAccessKey: s.S3_SECRET_ACCESS_KEY,
+    connectTimeoutMs: 5000,
+    requestTimeoutMs: 30_000,
+  };
 }
 
 /** Stores every key with a few bytes, PUT_CONCURRENCY requests in flight. */
@@ -139,57 +230,42 @@ async function putObjects(bucket, keys) {
   await Promise.all(Array.from({ length: PUT_CONCURRENCY }, worker));
 }
 
-async function countObjects(bucket) {
+async function writeObjects(root, keys) {
+  await mkdir(path.join(root, 'files'), { recursive: true });
+  const body = Buffer.alloc(OBJECT_BYTES, 'x');
+  for (let i = 0; i < keys.length; i += 256) {
+    await Promise.all(keys.slice(i, i + 256).map((key) => writeFile(path.join(root, key), body)));
+  }
+}
+
+async function countObjects(bucket, prefix) {
   let count = 0;
   let token;
   do {
-    const page = await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.bucket, ContinuationToken: token }));
+    const page = await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: prefix, ContinuationToken: token }));
     count += page.KeyCount ?? (page.Contents ?? []).length;
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return count;
 }
 
-/**
- * The sweeper as FilesModule builds it, outside Nest (as test/integration/expiry.sweeper.spec.ts
- * does): the service's own repository, S3 adapter and pool settings.
- */
-function buildSweeper(dist, url, bucket, batchSize) {
-  const { SchedulerRegistry } = require('@nestjs/schedule');
-  const db = new dist.FilesDatabase({ url, poolMax: 10, connectTimeoutMs: 5000, statementTimeoutMs: 15_000 });
-  const s = bucket.env;
-  const storage = new dist.S3FileStorage({
-    bucket: s.S3_BUCKET,
-    region: s.S3_REGION,
-    endpoint: s.S3_ENDPOINT,
-    forcePathStyle: true,
-    accessKeyId: s.S3_ACCESS_KEY_ID,
-    secretAccessKey: s.S3_SECRET_ACCESS_KEY,
-    connectTimeoutMs: 5000,
-    requestTimeoutMs: 30_000,
-  });
-  const options = {
-    expiry: { sweepIntervalSeconds: 0, batchSize },
-    reconcile: { intervalSeconds: 0, staleAfterSeconds: 120 },
-  };
-  const sweeper = new dist.ExpirySweeper(
-    new dist.FilesRepository(db),
-    storage,
-    db,
-    new dist.SystemClock(),
-    options,
-    new SchedulerRegistry(),
-    new dist.FilesMetrics(),
-    new dist.FilesEvents(),
-    new dist.FilesInstance('files'),
+/** Objects per second the S3 server deletes when asked directly, DIRECT_REQUESTS DeleteObjects at once. */
+async function directDeleteRate(bucket, n) {
+  const keys = Array.from({ length: n }, (_, i) => `direct/object-${i}`);
+  await putObjects(bucket, keys);
+  const size = Math.ceil(n / DIRECT_REQUESTS);
+  const started = performance.now();
+  const answers = await Promise.all(
+    Array.from({ length: DIRECT_REQUESTS }, (_, r) =>
+      bucket.client.send(
+        new DeleteObjectsCommand({ Bucket: bucket.bucket, Delete: { Objects: keys.slice(r * size, (r + 1) * size).map((Key) => ({ Key })), Quiet: true } }),
+      ),
+    ),
   );
-  return {
-    sweeper,
-    close: async () => {
-      storage.close();
-      await db.close();
-    },
-  };
+  const ms = performance.now() - started;
+  const errors = answers.reduce((sum, a) => sum + (a.Errors ?? []).length, 0);
+  if (errors > 0 || (await countObjects(bucket, 'direct/')) !== 0) throw new Error(`direct DeleteObjects left objects (${errors} errors)`);
+  return n / (ms / 1000);
 }
 
 function secs(since) {

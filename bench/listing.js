@@ -11,6 +11,7 @@
 const http = require('node:http');
 const { sql } = require('./lib/backends');
 const { scoped } = require('./lib/cleanup');
+const { fromDist } = require('./lib/dist');
 const { startService } = require('./lib/service');
 const { num } = require('./lib/settings');
 const { median, targetRow, log } = require('./lib/stats');
@@ -25,7 +26,7 @@ async function run() {
   const reps = num('BENCH_LISTING_REPS', 7);
   const depth = Math.floor(files * 0.9);
   const say = log(name);
-  const { fileIdFromUuid } = require('../dist/files/file-id');
+  const { fileIdFromUuid } = fromDist('files/file-id');
   return scoped(async () => {
     const service = await startService(name);
     const url = service.database.url;
@@ -149,8 +150,8 @@ function check(p, count, hasMore, what) {
  * those parameters.
  */
 async function explainDeepPage(url, owner, after) {
-  const { FilesDatabase } = require('../dist/database/files-database');
-  const { FilesRepository } = require('../dist/files/files.repository');
+  const { FilesDatabase } = fromDist('database/files-database');
+  const { FilesRepository } = fromDist('files/files.repository');
   const db = new FilesDatabase({ url, poolMax: 2, connectTimeoutMs: 5000, statementTimeoutMs: 60_000 });
   try {
     const seen = [];

@@ -83,7 +83,7 @@ export const FILES_DEFAULTS = {
     maxConcurrentUploads: 64,
     maxConcurrentUploadsPerOwner: 8,
   },
-  expiry: { sweepIntervalSeconds: 60, batchSize: 100 },
+  expiry: { sweepIntervalSeconds: 60, batchSize: 1000 },
   reconcile: { intervalSeconds: 600, staleAfterSeconds: 120 },
 } as const satisfies Pick<FilesModuleOptions, 'limits' | 'expiry' | 'reconcile'> & { database: Omit<DatabaseOptions, 'url'> };
 

@@ -30,7 +30,7 @@ describe(resolveFilesOptions.name, () => {
           maxConcurrentUploads: 64,
           maxConcurrentUploadsPerOwner: 8,
         },
-        expiry: { sweepIntervalSeconds: 60, batchSize: 100 },
+        expiry: { sweepIntervalSeconds: 60, batchSize: 1000 },
         reconcile: { intervalSeconds: 600, staleAfterSeconds: 120 },
         jobs: { expiry: true, reconcile: true },
         clock: undefined,
