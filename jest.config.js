@@ -46,5 +46,7 @@ module.exports = {
       testMatch: ['<rootDir>/examples/*/test/**/*.spec.ts'],
       moduleNameMapper: { '^files-api$': '<rootDir>/src/index.ts' },
     },
+    // `npm pack` of the built package (npm test builds first) installed into a throwaway host.
+    withBackends('package', 300_000),
   ],
 };
