@@ -47,6 +47,8 @@ export type { SweepReport } from './files/expiry/expiry.sweeper';
 export { Reconciler } from './files/reconcile/reconciler';
 export type { ReconcileReport } from './files/reconcile/reconciler';
 export { FilesHealth } from './files/files.health';
+export { FilesMetrics } from './files/files.metrics';
+export { FilesDatabase } from './database/files-database';
 
 export { Clock, SystemClock } from './common/clock';
 export { migrate, MIGRATIONS_DIR } from './database/migrator';

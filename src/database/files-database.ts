@@ -1,4 +1,4 @@
-import { Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Pool } from 'pg';
 import { PrismaClient } from '../generated/prisma/client';
@@ -15,7 +15,7 @@ export interface DatabaseOptions {
  * driver adapter) and the few things Prisma cannot do on a shared pool, such as session-level
  * advisory locks that must stay on one connection.
  */
-export class FilesDatabase implements OnModuleDestroy {
+export class FilesDatabase implements OnApplicationShutdown {
   private readonly logger = new Logger(FilesDatabase.name);
   readonly pool: Pool;
   readonly prisma: PrismaClient;
@@ -75,7 +75,11 @@ export class FilesDatabase implements OnModuleDestroy {
     }
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * The last shutdown hook: background jobs (stopped in onModuleDestroy) and uploads in progress
+   * (drained in beforeApplicationShutdown) have finished with the pool by now.
+   */
+  async onApplicationShutdown(): Promise<void> {
     await this.close();
   }
 

@@ -1,5 +1,5 @@
-import { Controller, DynamicModule, Inject, Module, type ModuleMetadata, type Provider, type Type } from '@nestjs/common';
-import { ScheduleModule } from '@nestjs/schedule';
+import { Controller, DynamicModule, Inject, Module, type ModuleMetadata, type OnApplicationShutdown, type Provider, type Type } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock, SystemClock } from '../common/clock';
 import { FilesDatabase } from '../database/files-database';
 import { FilesAuthGuard } from './auth/files-auth.guard';
@@ -16,6 +16,7 @@ import { FilesService } from './files.service';
 import { ReconcileRepository } from './reconcile/reconcile.repository';
 import { Reconciler } from './reconcile/reconciler';
 import { FileStorage } from './storage/file-storage';
+import { PrefixedFileStorage } from './storage/prefixed-file-storage';
 import { createFileStorage } from './storage/storage.factory';
 import { FileUploadService } from './upload/file-upload.service';
 import { UploadInterceptor } from './upload/upload.interceptor';
@@ -55,16 +56,13 @@ export const InjectFilesService = (name: string): ParameterDecorator & PropertyD
  */
 @Module({})
 export class FilesModule {
-  private static instances = 0;
-
   static forRoot(settings: FilesModuleSettings & FilesModuleDefinition): DynamicModule {
     const { routes, name, ...rest } = settings;
     return FilesModule.forRootAsync({ routes, name, useFactory: () => rest });
   }
 
   static forRootAsync(options: FilesModuleAsyncOptions): DynamicModule {
-    const sequence = ++FilesModule.instances;
-    const instance = new FilesInstance(options.name ?? (sequence === 1 ? 'files' : `files#${sequence}`));
+    const instance = new FilesInstance(options.name ?? 'files');
     const serviceExports: NonNullable<DynamicModule['exports']> =
       options.name === undefined
         ? [FilesService, FilesEvents, FilesHealth, FilesMetrics, ExpirySweeper, Reconciler, FileStorage, FilesDatabase]
@@ -73,10 +71,14 @@ export class FilesModule {
       options.name === undefined ? [] : [{ provide: filesServiceToken(options.name), useExisting: FilesService }];
     return {
       module: FilesModule,
-      imports: [...(options.imports ?? []), ScheduleModule.forRoot()],
+      imports: options.imports ?? [],
       controllers: controllersFor(options.routes),
       providers: [
         { provide: FilesInstance, useValue: instance },
+        // A registry of the instance's own: importing ScheduleModule here would make every
+        // instance run the host's @Cron/@Interval jobs once more. The jobs stop their intervals
+        // themselves on shutdown.
+        { provide: SchedulerRegistry, useClass: SchedulerRegistry },
         {
           provide: FilesModuleOptions,
           useFactory: async (...args: unknown[]) => resolveFilesOptions(await options.useFactory(...args)),
@@ -89,8 +91,17 @@ export class FilesModule {
         },
         {
           provide: FileStorage,
-          useFactory: (o: FilesModuleOptions) => (o.storage instanceof FileStorage ? o.storage : createFileStorage(o.storage)),
+          useFactory: async (o: FilesModuleOptions) => {
+            const storage = o.storage instanceof FileStorage ? o.storage : await createFileStorage(o.storage);
+            return o.storageKeyPrefix === undefined ? storage : new PrefixedFileStorage(storage, o.storageKeyPrefix);
+          },
           inject: [FilesModuleOptions],
+        },
+        {
+          // Closes the storage adapter the module built itself (never one the host passed in).
+          provide: OwnedStorage,
+          useFactory: (o: FilesModuleOptions, storage: FileStorage) => new OwnedStorage(o.storage instanceof FileStorage ? null : storage),
+          inject: [FilesModuleOptions, FileStorage],
         },
         { provide: OwnerResolver, useFactory: (o: FilesModuleOptions) => o.ownerResolver, inject: [FilesModuleOptions] },
         { provide: Clock, useFactory: (o: FilesModuleOptions) => o.clock ?? new SystemClock(), inject: [FilesModuleOptions] },
@@ -109,6 +120,14 @@ export class FilesModule {
       ],
       exports: [...serviceExports, ...(options.name === undefined ? [] : [filesServiceToken(options.name)])],
     };
+  }
+}
+
+class OwnedStorage implements OnApplicationShutdown {
+  constructor(private readonly storage: FileStorage | null) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.storage?.close();
   }
 }
 

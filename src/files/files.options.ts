@@ -4,6 +4,7 @@ import type { StorageConfig } from '../config/app-config';
 import type { DatabaseOptions } from '../database/files-database';
 import { ApiKeyOwnerResolver, OwnerResolver, type Unauthenticated } from './auth/owner-resolver';
 import { FileStorage } from './storage/file-storage';
+import { KEY_PREFIX_PATTERN } from './storage/prefixed-file-storage';
 
 export interface FilesLimits {
   /** Largest file with purpose `batch`. */
@@ -48,6 +49,8 @@ export abstract class FilesModuleOptions {
   abstract jobs?: Partial<FilesJobs>;
   /** Time source for expiry and staleness; the system clock when absent. */
   abstract clock?: Clock;
+  /** Prefix of every key this instance writes (`tenant-a/`), for a bucket shared with others. */
+  abstract storageKeyPrefix?: string;
 }
 
 /** What a host passes to `FilesModule.forRoot`/`forRootAsync`: only database and storage are required. */
@@ -69,6 +72,12 @@ export interface FilesModuleSettings {
   jobs?: boolean | Partial<FilesJobs>;
   /** Time source (tests of a host move it forward to expire files); default the system clock. */
   clock?: Clock;
+  /**
+   * Keeps this instance's objects under a prefix (`archive/` → `archive/files/<id>`). Required
+   * for instances (or other applications) sharing a bucket or directory: each instance's
+   * reconciler deletes objects under its prefix that its own database does not know.
+   */
+  storageKeyPrefix?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -92,7 +101,7 @@ export function resolveFilesOptions(settings: FilesModuleSettings): FilesModuleO
   if (!settings?.database?.url) throw new Error('FilesModule: database.url is required');
   if (!settings.storage) throw new Error('FilesModule: storage is required');
   const jobs = settings.jobs ?? true;
-  return {
+  const resolved: FilesModuleOptions = {
     database: { ...FILES_DEFAULTS.database, ...settings.database },
     storage: settings.storage,
     ownerResolver: toOwnerResolver(settings),
@@ -101,13 +110,51 @@ export function resolveFilesOptions(settings: FilesModuleSettings): FilesModuleO
     reconcile: { ...FILES_DEFAULTS.reconcile, ...settings.reconcile },
     jobs: typeof jobs === 'boolean' ? { expiry: jobs, reconcile: jobs } : { expiry: true, reconcile: true, ...jobs },
     clock: settings.clock,
+    storageKeyPrefix: settings.storageKeyPrefix,
   };
+  validate(resolved);
+  return resolved;
+}
+
+/** The same bounds the standalone service puts on its environment variables. */
+const BOUNDS: [group: 'database' | 'limits' | 'expiry' | 'reconcile', field: string, min: number, max: number][] = [
+  ['database', 'poolMax', 1, 1000],
+  ['database', 'connectTimeoutMs', 100, Number.MAX_SAFE_INTEGER],
+  ['database', 'statementTimeoutMs', 100, Number.MAX_SAFE_INTEGER],
+  ['limits', 'maxBatchFileBytes', 1, Number.MAX_SAFE_INTEGER],
+  ['limits', 'maxFileBytes', 1, Number.MAX_SAFE_INTEGER],
+  ['limits', 'quotaBytesPerOwner', 1, Number.MAX_SAFE_INTEGER],
+  ['limits', 'maxConcurrentUploads', 1, 100_000],
+  ['limits', 'maxConcurrentUploadsPerOwner', 1, 100_000],
+  ['expiry', 'sweepIntervalSeconds', 0, 86_400],
+  ['expiry', 'batchSize', 1, 10_000],
+  ['reconcile', 'intervalSeconds', 0, 7 * 86_400],
+  ['reconcile', 'staleAfterSeconds', 1, 7 * 86_400],
+];
+
+function validate(options: FilesModuleOptions): void {
+  if (options.storageKeyPrefix !== undefined && !KEY_PREFIX_PATTERN.test(options.storageKeyPrefix)) {
+    throw new Error(
+      `FilesModule: storageKeyPrefix must be path segments of A-Z a-z 0-9 _ - each ending in '/', got ${JSON.stringify(options.storageKeyPrefix)}`,
+    );
+  }
+  for (const [group, field, min, max] of BOUNDS) {
+    const value = (options[group] as unknown as Record<string, unknown>)[field];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new Error(`FilesModule: ${group}.${field} must be an integer between ${min} and ${max}, got ${String(value)}`);
+    }
+  }
 }
 
 function toOwnerResolver(settings: FilesModuleSettings): OwnerResolver {
   const resolver = settings.ownerResolver;
   if (resolver instanceof OwnerResolver) return resolver;
-  if (typeof resolver === 'function') return new FunctionOwnerResolver(resolver);
+  if (typeof resolver === 'function') {
+    if (/^class[\s{]/.test(Function.prototype.toString.call(resolver))) {
+      throw new Error('FilesModule: ownerResolver is a class; pass an instance (or inject your provider with forRootAsync)');
+    }
+    return new FunctionOwnerResolver(resolver);
+  }
   if (resolver !== undefined && typeof (resolver as OwnerResolver).resolve === 'function') {
     // An OwnerResolver from another copy of this package (e.g. a host with two installs).
     return resolver as OwnerResolver;

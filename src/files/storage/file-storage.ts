@@ -89,4 +89,7 @@ export abstract class FileStorage {
 
   /** Resolves when the backend answers and the bucket/directory is usable; for readiness probes. */
   abstract ping(): Promise<void>;
+
+  /** Releases what the adapter holds (sockets); called once when the module that built it stops. */
+  close(): void | Promise<void> {}
 }

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { Readable } from 'node:stream';
 import { Clock } from '../../common/clock';
 import { newFileId } from '../file-id';
@@ -38,7 +38,12 @@ export interface ReceivedUpload {
   sha256: string;
   /** Stops the heartbeat that keeps the reconciler away from this upload. */
   stopHeartbeat: () => void;
+  /** Marks the upload finished (committed or cleaned up), for the shutdown drain. Idempotent. */
+  settle: () => void;
 }
+
+/** How long shutdown waits for uploads in progress to commit or clean up. */
+const SHUTDOWN_DRAIN_MS = 15_000;
 
 /**
  * The staged write behind `POST /files`: a pending row, then the bytes (streamed, metered and
@@ -47,8 +52,11 @@ export interface ReceivedUpload {
  * that the reconciler cleans up once its heartbeat stops.
  */
 @Injectable()
-export class FileUploadService {
+export class FileUploadService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(FileUploadService.name);
+  /** Uploads between their first query and their commit or clean-up. */
+  private readonly inFlight = new Set<object>();
+  private onIdle?: () => void;
 
   constructor(
     private readonly repository: FilesRepository,
@@ -72,7 +80,7 @@ export class FileUploadService {
    * limit, disconnect).
    */
   async receive(ownerId: string, source: Readable, clientFilename: string | undefined, fieldsSoFar: Record<string, unknown>): Promise<ReceivedUpload> {
-    return this.receiveAs(ownerId, source, clientFilename, checkEarlyFields(fieldsSoFar), false);
+    return this.receiveAs(ownerId, source, clientFilename, checkEarlyFields(fieldsSoFar), { bypassQuota: false, drainOnRefusal: true });
   }
 
   /**
@@ -97,8 +105,36 @@ export class FileUploadService {
    * outputs, which must not fail because the user's storage is full).
    */
   async store(ownerId: string, source: Readable, options: StoreOptions): Promise<StoredFile> {
-    const upload = await this.receiveAs(ownerId, source, options.filename, options.purpose, options.bypassQuota);
+    const upload = await this.receiveAs(ownerId, source, options.filename, options.purpose, {
+      bypassQuota: options.bypassQuota,
+      drainOnRefusal: false,
+    });
     return this.commit(upload, options);
+  }
+
+  /**
+   * Lets uploads in progress commit or clean up before the module's pool closes (a bounded
+   * wait): an application closing mid-upload leaves no pending row behind if it can help it.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    this.logger.log(`waiting for ${this.inFlight.size} upload(s) in progress`);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => (this.onIdle = resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+    if (this.inFlight.size > 0) this.logger.warn(`${this.inFlight.size} upload(s) still running at shutdown; the reconciler will clean up`);
+  }
+
+  private begin(): () => void {
+    const token = {};
+    this.inFlight.add(token);
+    return () => {
+      if (!this.inFlight.delete(token)) return;
+      if (this.inFlight.size === 0) this.onIdle?.();
+    };
   }
 
   private async receiveAs(
@@ -106,7 +142,24 @@ export class FileUploadService {
     source: Readable,
     clientFilename: string | undefined,
     purpose: FilePurpose | undefined,
-    bypassQuota: boolean,
+    mode: { bypassQuota: boolean; drainOnRefusal: boolean },
+  ): Promise<ReceivedUpload> {
+    const settle = this.begin();
+    try {
+      return await this.receiveTracked(ownerId, source, clientFilename, purpose, mode, settle);
+    } catch (error) {
+      settle();
+      throw error;
+    }
+  }
+
+  private async receiveTracked(
+    ownerId: string,
+    source: Readable,
+    clientFilename: string | undefined,
+    purpose: FilePurpose | undefined,
+    { bypassQuota, drainOnRefusal }: { bypassQuota: boolean; drainOnRefusal: boolean },
+    settle: () => void,
   ): Promise<ReceivedUpload> {
     const sizeLimit = this.limitFor(purpose);
     const now = this.clock.now();
@@ -124,13 +177,16 @@ export class FileUploadService {
     const stopHeartbeat = this.startHeartbeat(id.uuid);
 
     const key = storageKeyFor(id.publicId);
-    // Piped by hand rather than with pipeline(): on a limit error the rest of the part must keep
-    // flowing (and be discarded) so the form parser can finish and the client gets its answer.
+    // Piped by hand rather than with pipeline(): on a limit error the rest of a form's part must
+    // keep flowing (and be discarded) so the form parser can finish and the client gets its
+    // answer. A host's own stream is stopped instead (destroyed without an error, so nobody has
+    // to listen for one).
     const onSourceError = (error: Error) => meter.destroy(error);
     source.once('error', onSourceError);
     meter.once('error', () => {
       source.unpipe(meter);
-      source.resume();
+      if (drainOnRefusal) source.resume();
+      else source.destroy();
     });
     source.pipe(meter);
     try {
@@ -154,6 +210,7 @@ export class FileUploadService {
       bytes: meter.bytes,
       sha256: meter.sha256,
       stopHeartbeat,
+      settle,
     };
   }
 
@@ -182,6 +239,7 @@ export class FileUploadService {
       await this.discard(upload);
       throw error;
     }
+    upload.settle();
     for (const gone of committed.expired) this.events.emit('file.expired', { ownerId: gone.ownerId, fileId: gone.publicId });
     this.events.emit('file.created', { ownerId: upload.ownerId, file: toFileObject(committed.file) });
     return committed.file;
@@ -190,7 +248,11 @@ export class FileUploadService {
   /** Removes a received but uncommitted upload (bytes, then row). Never throws. */
   async discard(upload: ReceivedUpload): Promise<void> {
     upload.stopHeartbeat();
-    await this.cleanUp(upload.uuid, storageKeyFor(upload.publicId));
+    try {
+      await this.cleanUp(upload.uuid, storageKeyFor(upload.publicId));
+    } finally {
+      upload.settle();
+    }
   }
 
   private async cleanUp(uuid: string, key: string): Promise<void> {

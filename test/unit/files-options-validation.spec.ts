@@ -1,0 +1,36 @@
+import { OwnerResolver } from '../../src/files/auth/owner-resolver';
+import { resolveFilesOptions, type FilesModuleSettings } from '../../src/files/files.options';
+
+const MINIMAL: FilesModuleSettings = { database: { url: 'postgres://db/files' }, storage: { driver: 'fs', dir: '/tmp/files' } };
+
+// A host's settings get the checks the standalone service puts on its environment: bad values
+// that would fail silently later (staleAfterSeconds 0: every upload in progress looks abandoned;
+// batchSize 0: the sweeper removes nothing; maxConcurrentUploads 0: every upload is a 429) stop
+// the module at boot with the setting named.
+describe('resolveFilesOptions validation', () => {
+  it.each([
+    ['limits.maxFileBytes', { limits: { maxFileBytes: -1 } }],
+    ['limits.maxFileBytes', { limits: { maxFileBytes: Number.NaN } }],
+    ['limits.maxBatchFileBytes', { limits: { maxBatchFileBytes: '1000' as unknown as number } }],
+    ['limits.quotaBytesPerOwner', { limits: { quotaBytesPerOwner: 1.5 } }],
+    ['limits.maxConcurrentUploads', { limits: { maxConcurrentUploads: 0 } }],
+    ['expiry.batchSize', { expiry: { batchSize: 0 } }],
+    ['expiry.sweepIntervalSeconds', { expiry: { sweepIntervalSeconds: Number.NaN } }],
+    ['reconcile.staleAfterSeconds', { reconcile: { staleAfterSeconds: 0 } }],
+    ['database.poolMax', { database: { url: 'postgres://db/files', poolMax: 0 } }],
+  ])('refuses a bad %s, naming it', (name, bad) => {
+    expect(() => resolveFilesOptions({ ...MINIMAL, ...bad } as FilesModuleSettings)).toThrow(name);
+  });
+
+  // A class is a function too: it is wrapped as a resolver function, and every request then
+  // fails with "Class constructor … cannot be invoked without 'new'" (a 500), not at boot.
+  it('refuses an OwnerResolver class where an instance or a function is expected', () => {
+    class HeaderResolver extends OwnerResolver {
+      resolve(): string {
+        return 'x';
+      }
+    }
+    const settings = { ...MINIMAL, ownerResolver: HeaderResolver as unknown as OwnerResolver };
+    expect(() => resolveFilesOptions(settings)).toThrow(/ownerResolver/);
+  });
+});
