@@ -26,6 +26,8 @@ const title = '6. Expiry sweep';
 const OBJECT_BYTES = 16;
 const PUT_CONCURRENCY = 64;
 const DIRECT_REQUESTS = 16;
+/** Live files among which the sweep's SQL is EXPLAINed (the sweep must not scan them). */
+const LIVE_FILES = 100_000;
 
 async function run() {
   const dist = loadDist();
@@ -60,6 +62,23 @@ async function run() {
       { metric: 'share spent in SQL (tombstone, delete rows, stale check)', value: Number(((100 * onS3.sqlMs) / onS3.ms).toFixed(1)), unit: '%' },
     ];
     const details = { files, batchSize, owners, onS3 };
+
+    const plans = await explainSweepSql(dist, database.url, batchSize);
+    for (const plan of plans) {
+      const lines = plan.lines.map((l) => (l.length > 240 ? `${l.slice(0, 240)}…` : l));
+      say(`EXPLAIN (ANALYZE, BUFFERS) of ${plan.what}, among ${LIVE_FILES} live files:\n${plan.sql}\n${lines.join('\n')}`);
+      // What must be index-served: the search for expired rows (ORDER BY expires_at LIMIT n
+      // FOR UPDATE SKIP LOCKED) and the lookup of the tombstones to delete.
+      const served = plan.scans.some((scan) => plan.wanted.test(scan));
+      rows.push({
+        metric: `${plan.what} SQL (${plan.scans.join(', ')}), execution time`,
+        value: Number(plan.executionMs.toFixed(1)),
+        unit: 'ms',
+        target: 'index-served',
+        pass: served,
+      });
+    }
+    details.plans = plans;
 
     if (directFiles > 0) {
       const direct = await directDeleteRate(bucket, directFiles);
@@ -136,6 +155,80 @@ async function sweepAll(dist, { url, storage, batchSize, files, say }) {
     return { removed, ms, rate, runs, storageMs, sqlMs, spent };
   } finally {
     await db.close();
+  }
+}
+
+/**
+ * EXPLAIN (ANALYZE, BUFFERS) of the two statements a sweep batch runs, captured from the pool as
+ * the built repository sends them, on a table of LIVE_FILES live files and two batches of expired
+ * ones: tombstoneExpired's UPDATE (its ORDER BY expires_at LIMIT n FOR UPDATE SKIP LOCKED) and
+ * deleteTombstones' DELETE … = ANY. Each is EXPLAINed in a transaction that is rolled back.
+ */
+async function explainSweepSql(dist, url, batchSize) {
+  await sql(url, `WITH s AS (SELECT i, (extract(epoch FROM now()) * 1000)::bigint - ${LIVE_FILES} + i AS ms FROM generate_series(1, ${LIVE_FILES}) AS i)
+     INSERT INTO files (id, owner_id, state, purpose, filename, bytes, sha256, created_at, expires_at, heartbeat_at)
+     SELECT (lpad(to_hex(ms), 12, '0') || substr(md5(random()::text || i::text), 1, 20))::uuid, 'live-owner-' || (i % 97), 'ready',
+            'batch', 'live-' || i || '.jsonl', ${OBJECT_BYTES}, repeat('ab', 32), t, t + interval '30 days', t
+     FROM s, LATERAL (SELECT timestamptz 'epoch' + ms * interval '1 millisecond' AS t) AS created`);
+  // seedExpired charges every ready row, live ones included.
+  await sql(url, 'DELETE FROM owner_usage');
+  await seedExpired(url, 2 * batchSize, 10);
+  await sql(url, 'VACUUM ANALYZE files');
+  const db = new dist.FilesDatabase({ url, poolMax: 2, connectTimeoutMs: 5000, statementTimeoutMs: 60_000 });
+  try {
+    const seen = [];
+    const capture = (client) => {
+      if (client.captured) return client;
+      client.captured = true;
+      const query = client.query.bind(client);
+      client.query = (config, ...rest) => {
+        if (config && typeof config === 'object' && typeof config.text === 'string') seen.push({ text: config.text, values: config.values });
+        return query(config, ...rest);
+      };
+      return client;
+    };
+    // Prisma runs a transaction on a client from pool.connect(); pool.query() connects with a callback.
+    const connect = db.pool.connect.bind(db.pool);
+    db.pool.connect = (callback) =>
+      callback
+        ? connect((error, client, release) => callback(error, client && capture(client), release))
+        : connect().then(capture);
+    const repository = new dist.FilesRepository(db);
+    const taken = await repository.tombstoneExpired(batchSize, new Date());
+    await repository.deleteTombstones(taken.slice(0, 1).map((t) => t.uuid));
+    const update = seen.find((q) => /^\s*UPDATE files SET state = 'deleting'/.test(q.text) && /FOR UPDATE SKIP LOCKED/.test(q.text));
+    const remove = seen.find((q) => /DELETE FROM files WHERE id = ANY/.test(q.text));
+    if (!update || !remove) throw new Error(`sweep statements not captured (saw: ${seen.map((q) => q.text.trim().slice(0, 60)).join(' | ')})`);
+    // The second batch is still expired; the first is tombstoned, so the DELETE finds real rows.
+    return [
+      { ...(await explain(url, 'tombstoneExpired', update.text, update.values)), wanted: /^Index Scan using files_state_expires_at_idx/ },
+      { ...(await explain(url, 'deleteTombstones', remove.text, [taken.slice(1).map((t) => t.uuid)])), wanted: /^(Index|Bitmap Index)/ },
+    ];
+  } finally {
+    await db.close();
+  }
+}
+
+async function explain(url, what, text, values) {
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    const { rows } = await client.query({ text: `EXPLAIN (ANALYZE, BUFFERS) ${text}`, values });
+    await client.query('ROLLBACK');
+    const lines = rows.map((r) => r['QUERY PLAN']);
+    const scans = lines.map((l) => /(Index Only Scan|Index Scan(?: Backward)?|Bitmap Index Scan|Seq Scan) (?:using (\S+) )?on (\S+)/.exec(l)).filter(Boolean);
+    const shown = (values ?? []).map((v) => (Array.isArray(v) ? `[${v.length} ids]` : v));
+    return {
+      what,
+      sql: `${text.trim().replace(/\s+/g, ' ')}  -- $n = ${JSON.stringify(shown)}`,
+      lines,
+      scans: scans.map((m) => `${m[1]}${m[2] ? ` using ${m[2]}` : ''}`),
+      executionMs: Number(/Execution Time: ([\d.]+) ms/.exec(lines.join('\n'))?.[1] ?? NaN),
+    };
+  } finally {
+    await client.end();
   }
 }
 

@@ -17,6 +17,11 @@ export interface StorageHarness {
   startIncompleteUpload(key: string): Promise<{ release(): Promise<void> }>;
   /** The same adapter pointed at a backend that does not answer or does not exist. */
   unreachable(): FileStorage;
+  /**
+   * A key whose delete fails on this backend while others succeed (a directory in the way on a
+   * filesystem); absent where the real backend offers no such case (S3: see the stub-server test).
+   */
+  undeletableKey?(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -35,7 +40,7 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
  * The FileStorage port's contract (see its JSDoc), run against every adapter so that they are
  * interchangeable: what one adapter guarantees, all do.
  */
-export function storageContract(setup: () => Promise<StorageHarness>): void {
+export function storageContract(setup: () => Promise<StorageHarness>, options: { undeletableKeys?: boolean } = {}): void {
   let h: StorageHarness;
   let storage: FileStorage;
   beforeAll(async () => {
@@ -147,6 +152,43 @@ export function storageContract(setup: () => Promise<StorageHarness>): void {
     });
   });
 
+  describe('deleteMany', () => {
+    it('deletes existing and missing keys alike, reporting no failure, and again', async () => {
+      const stored = [newKey(), newKey(), newKey()];
+      for (const key of stored) await storage.put(key, streamOf(randomContent(10)));
+      const neverWritten = [newKey(), newKey()];
+      const keys = [stored[0], neverWritten[0], stored[1], stored[2], neverWritten[1]];
+      expect(await storage.deleteMany(keys)).toEqual({ failed: [] });
+      for (const key of stored) expect(await storage.head(key)).toBeNull();
+      expect(await storage.deleteMany(keys)).toEqual({ failed: [] });
+    });
+
+    it('accepts an empty list', async () => {
+      expect(await storage.deleteMany([])).toEqual({ failed: [] });
+    });
+
+    it('leaves keys it was not given alone', async () => {
+      const [gone, kept] = [newKey(), newKey()];
+      await storage.put(gone, streamOf(randomContent(10)));
+      await storage.put(kept, streamOf(randomContent(20)));
+      await storage.deleteMany([gone]);
+      expect(await storage.head(gone)).toBeNull();
+      expect((await storage.head(kept))?.size).toBe(20);
+    });
+
+    (options.undeletableKeys ? it : it.skip)('reports exactly the keys it could not delete, each with its error, and deletes the rest', async () => {
+      const [a, b] = [newKey(), newKey()];
+      await storage.put(a, streamOf(randomContent(10)));
+      await storage.put(b, streamOf(randomContent(10)));
+      const stuck = await h.undeletableKey!();
+      const { failed } = await storage.deleteMany([a, stuck, newKey(), b]);
+      expect(failed.map((f) => f.key)).toEqual([stuck]);
+      expect(failed[0].error).toBeInstanceOf(StorageUnavailableError);
+      expect(await storage.head(a)).toBeNull();
+      expect(await storage.head(b)).toBeNull();
+    });
+  });
+
   describe('list', () => {
     it('lists exactly the objects under a prefix, with their sizes', async () => {
       const prefix = `listing-${randomBytes(4).toString('hex')}`;
@@ -222,6 +264,14 @@ export function storageContract(setup: () => Promise<StorageHarness>): void {
       await expect(storage.openRead(key)).rejects.toThrow(/unsafe storage key/);
       await expect(storage.head(key)).rejects.toThrow(/unsafe storage key/);
       await expect(storage.delete(key)).rejects.toThrow(/unsafe storage key/);
+      await expect(storage.deleteMany([key])).rejects.toThrow(/unsafe storage key/);
+    });
+
+    it('refuses a batch with an unsafe key before deleting any of it', async () => {
+      const key = newKey();
+      await storage.put(key, streamOf(randomContent(10)));
+      await expect(storage.deleteMany([key, '../escape'])).rejects.toThrow(/unsafe storage key/);
+      expect(await storage.head(key)).not.toBeNull();
     });
 
     it('keeps objects under similar keys apart', async () => {

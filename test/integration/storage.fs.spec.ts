@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FsFileStorage } from '../../src/files/storage/fs-file-storage';
@@ -31,13 +31,20 @@ async function fsHarness(): Promise<StorageHarness & { root: string }> {
       };
     },
     unreachable: () => new FsFileStorage(path.join(root, 'no-such-dir', 'files')),
+    undeletableKey: async () => {
+      // A directory (with something in it) where the file would be: unlink fails with EISDIR.
+      const key = `files/file_dir${Date.now()}`;
+      await mkdir(path.join(root, key), { recursive: true });
+      await writeFile(path.join(root, key, 'inside'), 'x');
+      return key;
+    },
     close: () => rm(root, { recursive: true, force: true }),
   };
 }
 
 describe(FsFileStorage.name, () => {
   describe('storage contract', () => {
-    storageContract(fsHarness);
+    storageContract(fsHarness, { undeletableKeys: true });
   });
 
   describe('on disk', () => {
