@@ -213,10 +213,10 @@ describe('the npm package: `npm pack`, installed into a throwaway host app', () 
     form.append('file', new Blob([content]), 'input.jsonl');
     const upload = await fetch(`${origin}/v1/files`, { method: 'POST', headers: as('acme'), body: form });
     expect(upload.status).toBe(200);
-    const input = await upload.json();
+    const input = await body(upload);
     expect(input).toMatchObject({ object: 'file', purpose: 'batch', bytes: Buffer.byteLength(content), filename: 'input.jsonl' });
 
-    const listed = await (await fetch(`${origin}/v1/openai/files`, { headers: as('acme') })).json();
+    const listed = await body(await fetch(`${origin}/v1/openai/files`, { headers: as('acme') }));
     expect(listed.data.map((f: { id: string }) => f.id)).toEqual([input.id]);
     const download = await fetch(`${origin}/v1/files/${input.id}/content`, { headers: as('acme') });
     expect(download.status).toBe(200);
@@ -224,20 +224,25 @@ describe('the npm package: `npm pack`, installed into a throwaway host app', () 
 
     const written = await fetch(`${origin}/host/tenants/acme/outputs`, { method: 'POST' });
     expect(written.status).toBe(201);
-    const output = await written.json();
+    const output = await body(written);
     expect(output).toMatchObject({ object: 'file', purpose: 'batch-output', filename: 'results.jsonl' });
-    const outputs = await (await fetch(`${origin}/v1/files?purpose=batch-output`, { headers: as('acme') })).json();
+    const outputs = await body(await fetch(`${origin}/v1/files?purpose=batch-output`, { headers: as('acme') }));
     expect(outputs.data.map((f: { id: string }) => f.id)).toEqual([output.id]);
-    const usage = await (await fetch(`${origin}/host/tenants/acme/usage`)).json();
+    const usage = await body(await fetch(`${origin}/host/tenants/acme/usage`));
     expect(usage.usedBytes).toBe(input.bytes + output.bytes);
 
     // The host's resolver decides: no tenant is 401 in OpenAI's shape, another tenant sees nothing.
     const anonymous = await fetch(`${origin}/v1/files`);
     expect(anonymous.status).toBe(401);
-    expect((await anonymous.json()).error.code).toBe('invalid_api_key');
+    expect((await body(anonymous)).error.code).toBe('invalid_api_key');
     expect((await fetch(`${origin}/v1/files/${output.id}`, { headers: as('globex') })).status).toBe(404);
   });
 });
+
+/** A JSON response body, as the test reads it. */
+async function body(response: Response): Promise<any> {
+  return response.json();
+}
 
 /** Starts the compiled host and waits for the line it prints once listening. */
 async function startHost(dir: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number; applied: string[] }> {

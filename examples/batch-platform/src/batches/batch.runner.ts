@@ -72,6 +72,7 @@ export class BatchRunner implements OnModuleInit, OnModuleDestroy {
       this.fail(batch.id, errors);
       return;
     }
+    signal.throwIfAborted();
     this.store.update(batch.id, { status: 'in_progress', in_progress_at: now(), request_counts: { total, completed: 0, failed: 0 } });
     const output = await this.files.createFile({
       ownerId,
@@ -89,7 +90,9 @@ export class BatchRunner implements OnModuleInit, OnModuleDestroy {
   private async validate(ownerId: string, batch: Batch, signal: AbortSignal): Promise<{ total: number; errors: BatchError[] }> {
     const customIds = new Set<string>();
     const errors: BatchError[] = [];
-    const report = (error: BatchError) => errors.length < MAX_REPORTED_ERRORS && errors.push(error);
+    const report = (error: BatchError) => {
+      if (errors.length < MAX_REPORTED_ERRORS) errors.push(error);
+    };
     let total = 0;
     for await (const { text, line } of this.inputLines(ownerId, batch.input_file_id, signal)) {
       total += 1;
