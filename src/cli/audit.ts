@@ -119,11 +119,7 @@ class AuditModule {
     return {
       module: AuditModule,
       imports: [
-        FilesModule.forRoot({
-          ...filesOptionsFrom(config),
-          expiry: { ...config.expiry, sweepIntervalSeconds: 0 },
-          reconcile: { ...config.reconcile, intervalSeconds: 0 },
-        }),
+        FilesModule.forRoot({ ...filesOptionsFrom(config), routes: false, jobs: false }),
       ],
     };
   }
