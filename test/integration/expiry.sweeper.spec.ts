@@ -1,5 +1,6 @@
 import { SchedulerRegistry } from '@nestjs/schedule';
 import type { FilesDatabase } from '../../src/database/files-database';
+import { DatabaseUnavailableError } from '../../src/files/files.errors';
 import { ExpirySweeper } from '../../src/files/expiry/expiry.sweeper';
 import { FilesMetrics } from '../../src/files/files.metrics';
 import { FilesEvents } from '../../src/files/files.events';
@@ -16,13 +17,26 @@ import { randomContent, streamOf } from '../support/streams';
 
 const STALE_SECONDS = 120;
 
-/** Records every batch the sweeper asks for, to prove the batches stay bounded. */
+/**
+ * Records every batch the sweeper asks for, to prove the batches stay bounded, and every set of
+ * rows it deletes; `failRowDeletes` makes the next row deletes fail as if PostgreSQL were down.
+ */
 class RecordingRepository extends FilesRepository {
   readonly batches: { limit: number; taken: number }[] = [];
+  readonly rowDeletes: string[][] = [];
+  failRowDeletes = 0;
   override async tombstoneExpired(limit: number, now: Date): Promise<Tombstone[]> {
     const taken = await super.tombstoneExpired(limit, now);
     this.batches.push({ limit, taken: taken.length });
     return taken;
+  }
+  override async deleteTombstones(uuids: readonly string[]): Promise<number> {
+    this.rowDeletes.push([...uuids]);
+    if (this.failRowDeletes > 0) {
+      this.failRowDeletes -= 1;
+      throw new DatabaseUnavailableError('injected: database gone while deleting tombstones');
+    }
+    return super.deleteTombstones(uuids);
   }
 }
 
@@ -162,6 +176,75 @@ describe(ExpirySweeper.name, () => {
     expect(await ledger(db, owner)).toEqual({ used: 0, readySum: 0 });
   });
 
+  it('deletes each batch with one storage call and one row delete', async () => {
+    const { sweeper, repository, storage } = replica({ batchSize: 4 });
+    const owner = newOwner();
+    const files = await Promise.all(Array.from({ length: 10 }, () => storedFile(repository, owner, { bytes: 1 })));
+    clock.advance(2 * HOUR_MS);
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 10, purged: 10, failed: 0 });
+    expect(storage.deleteManyCalls.map((keys) => keys.length)).toEqual([4, 4, 2]);
+    expect(repository.rowDeletes.map((uuids) => uuids.length)).toEqual([4, 4, 2]);
+    expect(storage.deleteManyCalls.flat().sort()).toEqual(files.map((f) => storageKeyFor(f.id)).sort());
+    for (const file of files) expect(await bytesExist(file)).toBe(false);
+  });
+
+  it('leaves exactly the files a partial batch delete failed on for a later run', async () => {
+    const { sweeper, repository, storage, db, metrics } = replica({ batchSize: 10 });
+    const owner = newOwner();
+    const files: SeededFile[] = [];
+    for (let i = 0; i < 10; i++) files.push(await storedFile(repository, owner, { bytes: 10, createdAtMs: clock.now().getTime() + i }));
+    const unlucky = [files[2], files[5], files[9]];
+    for (const file of unlucky) storage.failingDeletes.add(storageKeyFor(file.id));
+    clock.advance(2 * HOUR_MS);
+
+    // One DeleteObjects for the whole batch, refused for three of its keys.
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 10, purged: 7, failed: 3 });
+    expect(storage.deleteManyCalls).toHaveLength(1);
+    expect(repository.rowDeletes.map((uuids) => [...uuids].sort())).toEqual([
+      files.filter((f) => !unlucky.includes(f)).map((f) => f.uuid).sort(),
+    ]);
+    expect(metrics.value('expiry_failures')).toBe(3);
+    for (const file of files) {
+      const failed = unlucky.includes(file);
+      expect(await stateOf(db, file.uuid)).toBe(failed ? 'deleting' : null);
+      expect(await bytesExist(file)).toBe(failed);
+    }
+    expect(await ledger(db, owner)).toEqual({ used: 0, readySum: 0 });
+
+    // Not retried while a delete could still be in flight (the tombstones are fresh)…
+    storage.failingDeletes.clear();
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 0, purged: 0, failed: 0 });
+    // …then exactly those three, once stale.
+    clock.advance((STALE_SECONDS + 1) * 1000);
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 0, purged: 3, failed: 0 });
+    expect(storage.deleteManyCalls.at(-1)!.sort()).toEqual(unlucky.map((f) => storageKeyFor(f.id)).sort());
+    for (const file of unlucky) {
+      expect(await stateOf(db, file.uuid)).toBeNull();
+      expect(await bytesExist(file)).toBe(false);
+    }
+    expect([metrics.value('expiry_files_expired'), metrics.value('expiry_files_purged')]).toEqual([10, 10]);
+  });
+
+  it('keeps the rows when their delete fails after the bytes are gone, and finishes them later', async () => {
+    const { sweeper, repository, db } = replica();
+    const owner = newOwner();
+    const files = await Promise.all(Array.from({ length: 3 }, () => storedFile(repository, owner, { bytes: 5 })));
+    repository.failRowDeletes = 1;
+    clock.advance(2 * HOUR_MS);
+
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 3, purged: 0, failed: 3 });
+    for (const file of files) {
+      expect(await bytesExist(file)).toBe(false);
+      expect(await stateOf(db, file.uuid)).toBe('deleting');
+    }
+    expect(await ledger(db, owner)).toEqual({ used: 0, readySum: 0 });
+
+    clock.advance((STALE_SECONDS + 1) * 1000);
+    // Deleting the (already missing) bytes again is harmless; then the rows go.
+    expect(await sweeper.sweep()).toEqual({ ran: true, expired: 0, purged: 3, failed: 0 });
+    for (const file of files) expect(await stateOf(db, file.uuid)).toBeNull();
+  });
+
   it('finishes stale tombstones left by a delete that never removed the bytes', async () => {
     const { sweeper, repository, storage, db } = replica();
     const owner = newOwner();
@@ -214,6 +297,22 @@ describe(ExpirySweeper.name, () => {
     expect(new Set(attempts).size).toBe(12);
     expect(attempts).toHaveLength(12);
     expect(await ledger(replicas[0].db, owner)).toEqual({ used: 0, readySum: 0 });
+  });
+
+  it('stops a run after its current batch when the module is destroyed', async () => {
+    const { sweeper, repository, storage, db } = replica({ batchSize: 2 });
+    const owner = newOwner();
+    await Promise.all(Array.from({ length: 6 }, () => storedFile(repository, owner, { bytes: 1 })));
+    clock.advance(2 * HOUR_MS);
+    const gate = storage.holdDeletes();
+    const run = sweeper.sweep();
+    await gate.reached;
+    const destroyed = sweeper.onModuleDestroy();
+    gate.open();
+    expect(await run).toEqual({ ran: true, expired: 2, purged: 2, failed: 0 });
+    await destroyed;
+    // The other four are still ready (expired, not swept yet) for the next run.
+    expect(await ledger(db, owner)).toEqual({ used: 4, readySum: 4 });
   });
 
   it('runs on its interval when enabled and stops on module destroy', async () => {
