@@ -117,7 +117,7 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     if (report.withheld) {
       this.logger.error(`reconcile: repairs withheld: ${report.withheld}`);
     } else if (repair) {
-      for (const key of orphans) await this.deleteOrphan(key, report);
+      await this.deleteOrphans(orphans, report);
       for (const file of lost) await this.removeLost(file, report);
     }
     report.usageDrift = await this.reconcileRepository.usageDrift();
@@ -186,15 +186,20 @@ export class Reconciler implements OnApplicationBootstrap, OnModuleDestroy {
     return orphans;
   }
 
-  private async deleteOrphan(key: string, report: ReconcileReport): Promise<void> {
-    try {
-      // The row may have appeared since (it never does for a key of ours, but be sure).
-      const uuid = uuidOfKey(key);
-      if (uuid !== null && (await this.reconcileRepository.existing([uuid])).size > 0) return;
-      await this.storage.delete(key);
-    } catch (error) {
-      report.failed += 1;
-      this.logger.warn(`could not delete orphan object ${key}: ${(error as Error).message}`);
+  /** Deletes orphans (HEAD-confirmed by findOrphanObjects) in batches, one storage call each. */
+  private async deleteOrphans(orphans: string[], report: ReconcileReport): Promise<void> {
+    for (let i = 0; i < orphans.length; i += BATCH) {
+      const batch = orphans.slice(i, i + BATCH);
+      try {
+        // A row may have appeared since (it never does for a key of ours, but be sure).
+        const known = await this.reconcileRepository.existing(uuidsOf(batch));
+        const { failed } = await this.storage.deleteMany(batch.filter((key) => !known.has(uuidOfKey(key)!)));
+        report.failed += failed.length;
+        for (const f of failed) this.logger.warn(`could not delete orphan object ${f.key}: ${f.error.message}`);
+      } catch (error) {
+        report.failed += batch.length;
+        this.logger.warn(`could not delete ${batch.length} orphan objects: ${(error as Error).message}`);
+      }
     }
   }
 
