@@ -127,6 +127,7 @@ export class FilesService {
   /**
    * Completes `POST /files` once multer has streamed the file part into storage (under the owner
    * the guard authenticated, which the part carries).
+   * @internal The controller's; hosts use createFile.
    */
   async completeUpload(part: UploadedFilePart | undefined, fields: Record<string, unknown>): Promise<FileObject> {
     if (part === undefined) throw FilesError.missing('file');
@@ -154,7 +155,10 @@ export class FilesService {
     };
   }
 
-  /** `GET /files/{id}/content`: the owner's file, honouring a single-range `Range` header. */
+  /**
+   * `GET /files/{id}/content`: the owner's file, honouring a single-range `Range` header.
+   * @internal The controller's; hosts use openContent.
+   */
   async openDownload(ownerId: string, fileId: string, rangeHeader?: string): Promise<FileContent> {
     const file = await this.findVisible(ownerId, fileId);
     const range = parseRange(rangeHeader, file.bytes);

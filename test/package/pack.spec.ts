@@ -97,13 +97,23 @@ const HOST_TSCONFIG = JSON.stringify({
     strict: true,
     experimentalDecorators: true,
     emitDecoratorMetadata: true,
-    // What `nest new` generates; test/package/declarations.spec.ts checks the package's own .d.ts.
+    // What `nest new` generates; HOST_LIBCHECK_TSCONFIG checks the package's own .d.ts too.
     skipLibCheck: true,
     types: ['node'],
     rootDir: 'src',
     outDir: 'dist',
   },
   include: ['src'],
+});
+
+/**
+ * The same host checked the way a strict host checks libraries (`skipLibCheck: false`) with only
+ * the types a Nest-on-Express host has (@types/node; @types/express comes with the package): no
+ * public declaration may need a type package that is only a devDependency of files-api.
+ */
+const HOST_LIBCHECK_TSCONFIG = JSON.stringify({
+  extends: './tsconfig.json',
+  compilerOptions: { skipLibCheck: false, noEmit: true },
 });
 
 describe('the npm package: `npm pack`, installed into a throwaway host app', () => {
@@ -120,8 +130,7 @@ describe('the npm package: `npm pack`, installed into a throwaway host app', () 
     host = await createHostApp(
       path.join(scratch.dir, 'host'),
       packed.tarball,
-      { 'src/main.ts': HOST_MAIN, 'tsconfig.json': HOST_TSCONFIG },
-      { devDependencies: ['@types/express'] },
+      { 'src/main.ts': HOST_MAIN, 'tsconfig.json': HOST_TSCONFIG, 'tsconfig.libcheck.json': HOST_LIBCHECK_TSCONFIG },
     );
   });
   afterAll(async () => {
@@ -186,6 +195,12 @@ describe('the npm package: `npm pack`, installed into a throwaway host app', () 
 
   it("type-checks and compiles the host against the installed package's declarations", async () => {
     const result = await runCommand(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: host.dir });
+    expect(result.stdout + result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('has declarations that type-check with skipLibCheck: false and no type packages of its own devDependencies', async () => {
+    const result = await runCommand(process.execPath, [TSC, '-p', 'tsconfig.libcheck.json'], { cwd: host.dir });
     expect(result.stdout + result.stderr).toBe('');
     expect(result.code).toBe(0);
   });
