@@ -40,7 +40,10 @@ export function parseListQuery(query: Record<string, unknown>): ListQuery {
     throw FilesError.invalid('after', `Invalid 'after': ${quote(after)}. Expected a file id (file_…).`);
   }
 
-  const purpose = single('purpose');
+  // OpenAI spells the output purpose `batch_output`; files here carry DeepInfra's `batch-output`.
+  // The filter accepts both, so an openai-SDK client filtering with OpenAI's name finds them.
+  const rawPurpose = single('purpose');
+  const purpose = rawPurpose === 'batch_output' ? 'batch-output' : rawPurpose;
   if (purpose !== undefined && !(ALL_PURPOSES as readonly string[]).includes(purpose)) {
     throw FilesError.invalid('purpose', `Invalid 'purpose': ${quote(purpose)}. Expected one of: ${ALL_PURPOSES.join(', ')}.`);
   }

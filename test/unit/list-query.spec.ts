@@ -93,7 +93,11 @@ describe(parseListQuery.name, () => {
       expect(parseListQuery({ purpose }).purpose).toBe(purpose);
     });
 
-    it.each(['assistants', 'Batch', '', 'batch,batch-output'])('refuses %p', (purpose) => {
+    it("accepts OpenAI's spelling batch_output for batch-output files", () => {
+      expect(parseListQuery({ purpose: 'batch_output' }).purpose).toBe('batch-output');
+    });
+
+    it.each(['assistants', 'Batch', '', 'batch,batch-output', 'batch_input'])('refuses %p', (purpose) => {
       expectFilesError(() => parseListQuery({ purpose }), InvalidValue, 'purpose');
     });
 
