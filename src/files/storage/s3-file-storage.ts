@@ -10,7 +10,6 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -24,6 +23,7 @@ import {
   ObjectReadStream,
   StoredObjectInfo,
 } from './file-storage';
+import { PartBufferPool, writeObject } from './s3-multipart-writer';
 import { assertSafeKey } from './storage-key';
 
 export interface S3StorageOptions {
@@ -38,8 +38,13 @@ export interface S3StorageOptions {
   requestTimeoutMs: number;
   /** Multipart part size; S3's minimum is 5 MiB. */
   partSizeBytes?: number;
-  /** Parts in flight per upload. Memory per upload is at most partSize × (queueSize + 1). */
+  /** Parts in flight per upload (one more is being filled meanwhile). */
   queueSize?: number;
+  /**
+   * Memory for part buffers, shared by all uploads at once: floor(this / partSize) buffers (at
+   * least one), so upload memory stays bounded whatever the number of concurrent uploads.
+   */
+  uploadBufferBytes?: number;
 }
 
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
@@ -52,20 +57,23 @@ const DELETE_OBJECTS_MAX_KEYS = 1000;
 const DELETE_REQUESTS_IN_FLIGHT = 8;
 
 /**
- * S3 adapter (AWS, MinIO, Ceph RGW, Swift s3api). Uploads stream through lib-storage's multipart
- * upload, so memory stays bounded by part size × queue size whatever the file's size.
+ * S3 adapter (AWS, MinIO, Ceph RGW, Swift s3api). Uploads stream as multipart uploads through a
+ * pool of reused part buffers (see s3-multipart-writer.ts), so memory stays bounded by
+ * `uploadBufferBytes` whatever the files' sizes and however many uploads run at once.
  */
 export class S3FileStorage extends FileStorage {
   private readonly client: S3Client;
   private readonly bucket: string;
-  private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly partBuffers: PartBufferPool;
 
   constructor(options: S3StorageOptions) {
     super();
     this.bucket = options.bucket;
-    this.partSize = options.partSizeBytes ?? 8 * 1024 * 1024;
+    const partSize = options.partSizeBytes ?? 8 * 1024 * 1024;
     this.queueSize = options.queueSize ?? 2;
+    const bufferBytes = options.uploadBufferBytes ?? 32 * 1024 * 1024;
+    this.partBuffers = new PartBufferPool(partSize, Math.max(1, Math.floor(bufferBytes / partSize)));
     this.client = new S3Client({
       region: options.region,
       endpoint: options.endpoint,
@@ -95,24 +103,14 @@ export class S3FileStorage extends FileStorage {
 
   async put(key: string, body: Readable): Promise<void> {
     assertSafeKey(key);
-    let bodyError: unknown;
-    body.once('error', (error) => (bodyError ??= error));
-    const upload = new Upload({
+    await writeObject(body, {
       client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
-      partSize: this.partSize,
+      bucket: this.bucket,
+      key,
+      pool: this.partBuffers,
       queueSize: this.queueSize,
-      leavePartsOnError: false,
+      storageError: (error, what) => this.translate(error, what),
     });
-    try {
-      await upload.done();
-    } catch (error) {
-      // lib-storage rethrows the body's own error when the source fails (our limits, a client
-      // disconnect); that one must reach the caller untouched.
-      if (bodyError !== undefined) throw bodyError;
-      body.destroy();
-      throw this.translate(error, `upload of ${key}`);
-    }
   }
 
   async openRead(key: string, range?: ByteRange): Promise<ObjectReadStream | null> {
