@@ -4,8 +4,15 @@
  */
 export { FilesModule, filesServiceToken, InjectFilesService } from './files/files.module';
 export type { FilesModuleAsyncOptions, FilesModuleDefinition } from './files/files.module';
-export { FILES_DEFAULTS, FilesModuleOptions, resolveFilesOptions } from './files/files.options';
-export type { FilesJobs, FilesLimits, FilesModuleSettings, OwnerResolverFunction } from './files/files.options';
+export { FILES_DEFAULTS, FilesModuleOptions, resolveFilesOptions, S3_DEFAULTS } from './files/files.options';
+export type {
+  FilesJobs,
+  FilesLimits,
+  FilesModuleSettings,
+  FilesStorageSettings,
+  OwnerResolverFunction,
+  S3StorageSettings,
+} from './files/files.options';
 
 export { FilesService } from './files/files.service';
 export type {

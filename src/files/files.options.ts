@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { Clock } from '../common/clock';
-import type { StorageConfig } from '../config/app-config';
+import { CONFIG_DEFAULTS, type StorageConfig } from '../config/app-config';
 import type { DatabaseOptions } from '../database/files-database';
 import { ApiKeyOwnerResolver, OwnerResolver, type Unauthenticated } from './auth/owner-resolver';
 import { FileStorage } from './storage/file-storage';
@@ -53,11 +53,19 @@ export abstract class FilesModuleOptions {
   abstract storageKeyPrefix?: string;
 }
 
+type S3Config = Extract<StorageConfig, { driver: 's3' }>;
+
+/** S3 settings from a host: the bucket, the rest defaulted as for the standalone service. */
+export type S3StorageSettings = Pick<S3Config, 'driver' | 'bucket'> & Partial<Omit<S3Config, 'driver' | 'bucket'>>;
+
+/** Storage for an instance: S3 or filesystem settings, or a ready FileStorage (the host owns it). */
+export type FilesStorageSettings = FileStorage | Extract<StorageConfig, { driver: 'fs' }> | S3StorageSettings;
+
 /** What a host passes to `FilesModule.forRoot`/`forRootAsync`: only database and storage are required. */
 export interface FilesModuleSettings {
   /** PostgreSQL connection; FilesModule owns its pool. Apply the migrations first (`migrate(url)` from the package root). */
   database: Pick<DatabaseOptions, 'url'> & Partial<DatabaseOptions>;
-  storage: StorageConfig | FileStorage;
+  storage: FilesStorageSettings;
   /**
    * Who is calling: an OwnerResolver instance (inject your own provider through forRootAsync) or
    * a function. Default: `Authorization: Bearer` keys from `apiKeys`.
@@ -103,7 +111,7 @@ export function resolveFilesOptions(settings: FilesModuleSettings): FilesModuleO
   const jobs = settings.jobs ?? true;
   const resolved: FilesModuleOptions = {
     database: { ...FILES_DEFAULTS.database, ...settings.database },
-    storage: settings.storage,
+    storage: resolveStorage(settings.storage),
     ownerResolver: toOwnerResolver(settings),
     limits: { ...FILES_DEFAULTS.limits, ...settings.limits },
     expiry: { ...FILES_DEFAULTS.expiry, ...settings.expiry },
@@ -114,6 +122,46 @@ export function resolveFilesOptions(settings: FilesModuleSettings): FilesModuleO
   };
   validate(resolved);
   return resolved;
+}
+
+/** S3 defaults: the standalone service's (its environment defaults). */
+export const S3_DEFAULTS: Omit<S3Config, 'driver' | 'bucket'> = {
+  endpoint: undefined,
+  region: CONFIG_DEFAULTS.S3_REGION,
+  accessKeyId: undefined,
+  secretAccessKey: undefined,
+  forcePathStyle: (CONFIG_DEFAULTS.S3_FORCE_PATH_STYLE as string) === 'true',
+  connectTimeoutMs: Number(CONFIG_DEFAULTS.S3_CONNECT_TIMEOUT_MS),
+  requestTimeoutMs: Number(CONFIG_DEFAULTS.S3_REQUEST_TIMEOUT_MS),
+  partSizeBytes: Number(CONFIG_DEFAULTS.S3_UPLOAD_PART_SIZE_BYTES),
+  queueSize: Number(CONFIG_DEFAULTS.S3_UPLOAD_QUEUE_SIZE),
+};
+
+function resolveStorage(storage: FilesStorageSettings): StorageConfig | FileStorage {
+  if (storage instanceof FileStorage || storage.driver !== 's3') return storage;
+  if (typeof storage.bucket !== 'string' || storage.bucket === '') throw new Error('FilesModule: storage.bucket is required for the s3 driver');
+  const resolved: S3Config = { ...S3_DEFAULTS, ...dropUndefined(storage), driver: 's3', bucket: storage.bucket };
+  const bounds: [keyof S3Config, number, number][] = [
+    ['connectTimeoutMs', 100, Number.MAX_SAFE_INTEGER],
+    ['requestTimeoutMs', 100, Number.MAX_SAFE_INTEGER],
+    // S3 refuses parts under 5 MiB (except the last) and allows at most 10,000 parts.
+    ['partSizeBytes', 5 * MiB, 5 * 1024 * MiB],
+    ['queueSize', 1, 16],
+  ];
+  for (const [field, min, max] of bounds) {
+    const value = resolved[field];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new Error(`FilesModule: storage.${field} must be an integer between ${min} and ${max}, got ${String(value)}`);
+    }
+  }
+  if ((resolved.accessKeyId === undefined) !== (resolved.secretAccessKey === undefined)) {
+    throw new Error('FilesModule: storage.accessKeyId and storage.secretAccessKey must be given together (or neither, for the SDK default chain)');
+  }
+  return resolved;
+}
+
+function dropUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** The same bounds the standalone service puts on its environment variables. */

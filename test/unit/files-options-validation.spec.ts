@@ -1,5 +1,6 @@
 import { OwnerResolver } from '../../src/files/auth/owner-resolver';
-import { resolveFilesOptions, type FilesModuleSettings } from '../../src/files/files.options';
+import { loadConfig, type StorageConfig } from '../../src/config/app-config';
+import { resolveFilesOptions, S3_DEFAULTS, type FilesModuleSettings } from '../../src/files/files.options';
 
 const MINIMAL: FilesModuleSettings = { database: { url: 'postgres://db/files' }, storage: { driver: 'fs', dir: '/tmp/files' } };
 
@@ -32,5 +33,36 @@ describe('resolveFilesOptions validation', () => {
     }
     const settings = { ...MINIMAL, ownerResolver: HeaderResolver as unknown as OwnerResolver };
     expect(() => resolveFilesOptions(settings)).toThrow(/ownerResolver/);
+  });
+});
+
+describe('resolveFilesOptions S3 settings', () => {
+  const s3 = (storage: Record<string, unknown>) =>
+    resolveFilesOptions({ database: { url: 'postgres://db/files' }, storage: { driver: 's3', bucket: 'b', ...storage } as FilesModuleSettings['storage'] });
+
+  it("fills everything but the bucket with the standalone service's defaults", () => {
+    expect(s3({}).storage).toEqual({ driver: 's3', bucket: 'b', ...S3_DEFAULTS });
+    const { driver, bucket, ...fromEnv } = loadConfig({ DATABASE_URL: 'postgres://db/x', STORAGE_DRIVER: 's3', S3_BUCKET: 'bkt' }).storage as Extract<StorageConfig, { driver: 's3' }>;
+    expect([driver, bucket]).toEqual(['s3', 'bkt']);
+    expect(S3_DEFAULTS).toEqual(fromEnv);
+  });
+
+  it('keeps what the host gives, ignoring explicit undefined', () => {
+    expect(s3({ endpoint: 'http://s3.local', forcePathStyle: true, queueSize: 4, region: undefined }).storage).toMatchObject({
+      endpoint: 'http://s3.local',
+      forcePathStyle: true,
+      queueSize: 4,
+      region: S3_DEFAULTS.region,
+    });
+  });
+
+  it.each([
+    ['partSizeBytes', { partSizeBytes: 1024 }],
+    ['queueSize', { queueSize: 0 }],
+    ['requestTimeoutMs', { requestTimeoutMs: 1.5 }],
+    ['accessKeyId', { accessKeyId: 'only-one' }],
+    ['bucket', { bucket: '' }],
+  ])('refuses a bad %s, naming it', (name, bad) => {
+    expect(() => s3(bad)).toThrow(name);
   });
 });
