@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { noteStreamedBytes } from '../common/streamed-bytes-gc';
 import type { StoredFile } from './file.types';
 import { contentDisposition } from './filename';
 import type { ByteRange } from './storage/file-storage';
@@ -50,7 +51,10 @@ export async function sendContent(response: Response, content: FileContent): Pro
   if (file.sha256) response.setHeader('ETag', `"${file.sha256}"`);
   if (range) response.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${file.bytes}`);
   try {
-    await pipeline(content.body, response);
+    const sending = pipeline(content.body, response);
+    // Each chunk is garbage once written; see noteStreamedBytes for why that needs pacing.
+    content.body.on('data', (chunk: Buffer) => noteStreamedBytes(chunk.length));
+    await sending;
   } catch {
     // Headers are out; the only honest signal left is a broken connection.
     content.body.destroy();

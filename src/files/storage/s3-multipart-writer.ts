@@ -8,8 +8,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { noteStreamedBytes } from '../../common/streamed-bytes-gc';
 
 /**
  * Part buffers shared by every upload of one S3FileStorage: at most `maxBuffers` buffers of
@@ -74,34 +73,6 @@ export interface MultipartWriteOptions {
 /** A body at most this long is sent with one PutObject, without taking a part buffer. */
 const SMALL_OBJECT_BYTES = 1024 * 1024;
 
-/**
- * Request bodies arrive as 64 KiB socket buffers that live outside V8's heap. Copied into a part
- * buffer they are garbage at once, but V8 collects them only under "external memory pressure",
- * after tens of MiB: that lag, not the part buffers, was most of an upload's memory and made it
- * grow with the file (docs/benchmarks.md, "Memory"). A young-generation collection after every
- * GC_EVERY_BYTES of uploaded data (well under a millisecond: the young generation is small) keeps
- * the garbage to about that much. `gc` is taken from a fresh context, so the app's own global
- * scope does not change; where that is impossible the collection is simply skipped.
- */
-const GC_EVERY_BYTES = 8 * 1024 * 1024;
-let minorGc: (() => void) | null | undefined;
-let bytesSinceGc = 0;
-
-function noteUploaded(bytes: number): void {
-  bytesSinceGc += bytes;
-  if (bytesSinceGc < GC_EVERY_BYTES) return;
-  bytesSinceGc = 0;
-  if (minorGc === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
-      minorGc = () => gc({ type: 'minor' });
-    } catch {
-      minorGc = null;
-    }
-  }
-  minorGc?.();
-}
 
 /**
  * Stores `body` (of unknown length) under `key`: one PutObject when it is small, else a multipart
@@ -142,7 +113,8 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
       .send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: 'application/octet-stream' }))
       .then((out) => out.UploadId ?? Promise.reject(new Error('CreateMultipartUpload returned no UploadId')));
     const buffer = current!;
-    noteUploaded(filled);
+    // The socket buffers these bytes arrived in are garbage now.
+    noteStreamedBytes(filled);
     const PartNumber = ++partNumber;
     const Body = buffer.subarray(0, filled);
     current = undefined;
