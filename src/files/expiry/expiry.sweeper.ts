@@ -8,7 +8,7 @@ import { FilesInstance } from '../files.instance';
 import { FilesMetrics } from '../files.metrics';
 import { FilesModuleOptions } from '../files.options';
 import { FilesRepository, type Tombstone } from '../files.repository';
-import { FileStorage } from '../storage/file-storage';
+import { type DeleteManyResult, FileStorage } from '../storage/file-storage';
 import { publicIdFromKey, storageKeyFor } from '../storage/storage-key';
 
 export interface SweepReport {
@@ -110,7 +110,7 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private async purgeAll(tombstones: Tombstone[], report: SweepReport): Promise<void> {
     if (tombstones.length === 0) return;
     const keys = tombstones.map((t) => storageKeyFor(t.publicId));
-    let failed: { key: string; error: Error }[];
+    let failed: DeleteManyResult['failed'];
     try {
       ({ failed } = await this.storage.deleteMany(keys));
     } catch (error) {
@@ -135,7 +135,9 @@ export class ExpirySweeper implements OnApplicationBootstrap, OnModuleDestroy {
   private warnFailed(failures: { publicId: string; error: Error }[]): void {
     const byMessage = new Map<string, string[]>();
     for (const { publicId, error } of failures) {
-      byMessage.set(error.message, [...(byMessage.get(error.message) ?? []), publicId]);
+      const ids = byMessage.get(error.message);
+      if (ids) ids.push(publicId);
+      else byMessage.set(error.message, [publicId]);
     }
     for (const [message, ids] of byMessage) {
       const more = ids.length > MAX_FAILURES_LOGGED ? ` and ${ids.length - MAX_FAILURES_LOGGED} more` : '';
