@@ -23,6 +23,9 @@ export class PartBufferPool {
   private readonly waiting: ((buffer: Buffer) => void)[] = [];
   private allocated = 0;
   private idleTimer?: NodeJS.Timeout;
+  /** Uploads filling a pooled buffer from their client, oldest first. */
+  private readonly fillers = new Set<{ since: number; spill: () => void }>();
+  private spillTimer?: NodeJS.Timeout;
 
   constructor(
     readonly bufferSize: number,
@@ -39,7 +42,39 @@ export class PartBufferPool {
       // Not from Node's shared slab: a part buffer must be exclusively ours while it is reused.
       return Promise.resolve(Buffer.allocUnsafeSlow(this.bufferSize));
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    const waited = new Promise<Buffer>((resolve) => this.waiting.push(resolve));
+    this.scheduleSpill();
+    return waited;
+  }
+
+  /**
+   * Registers an upload filling a pooled buffer from its client. A client that sends a little and
+   * then goes quiet would otherwise hold the buffer indefinitely and starve every other upload
+   * (a slow-client attack on the whole instance): while someone waits, a filler older than
+   * SPILL_AFTER_MS is asked to `spill`, i.e. move its bytes to memory of its own (allocated
+   * lazily by the OS, so it costs what the client actually sent) and release the pooled buffer.
+   * Returns the function that unregisters the filler.
+   */
+  filling(spill: () => void): () => void {
+    const filler = { since: Date.now(), spill };
+    this.fillers.add(filler);
+    return () => void this.fillers.delete(filler);
+  }
+
+  private scheduleSpill(): void {
+    if (this.spillTimer) return;
+    this.spillTimer = setTimeout(() => {
+      this.spillTimer = undefined;
+      const cutoff = Date.now() - SPILL_AFTER_MS;
+      for (const filler of this.fillers) {
+        if (this.waiting.length === 0) break;
+        if (filler.since > cutoff) continue;
+        this.fillers.delete(filler);
+        filler.spill();
+      }
+      if (this.waiting.length > 0) this.scheduleSpill();
+    }, SPILL_AFTER_MS);
+    this.spillTimer.unref();
   }
 
   release(buffer: Buffer): void {
@@ -70,6 +105,9 @@ export interface MultipartWriteOptions {
   storageError: (error: unknown, what: string) => Error;
 }
 
+/** How long an upload may fill a pooled buffer while another upload waits for one. */
+const SPILL_AFTER_MS = 1000;
+
 /** A body at most this long is sent with one PutObject, without taking a part buffer. */
 const SMALL_OBJECT_BYTES = 1024 * 1024;
 
@@ -93,6 +131,22 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
   let head: Buffer[] = [];
   let headBytes = 0;
   let current: Buffer | undefined;
+  /** Whether `current` is the pool's (else it is this upload's own, after a spill). */
+  let currentPooled = false;
+  let unregisterFiller = () => {};
+  /** Takes a pooled buffer to fill, ready to be spilled if the client stalls while others wait. */
+  const takeBuffer = async (): Promise<Buffer> => {
+    const buffer = await pool.acquire();
+    currentPooled = true;
+    unregisterFiller = pool.filling(() => {
+      const own = Buffer.allocUnsafeSlow(partSize);
+      buffer.copy(own, 0, 0, filled);
+      current = own;
+      currentPooled = false;
+      pool.release(buffer);
+    });
+    return buffer;
+  };
   let filled = 0;
   let partNumber = 0;
   let uploadId: Promise<string> | undefined;
@@ -113,6 +167,8 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
       .send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: 'application/octet-stream' }))
       .then((out) => out.UploadId ?? Promise.reject(new Error('CreateMultipartUpload returned no UploadId')));
     const buffer = current!;
+    const pooled = currentPooled;
+    unregisterFiller();
     // The socket buffers these bytes arrived in are garbage now.
     noteStreamedBytes(filled);
     const PartNumber = ++partNumber;
@@ -127,7 +183,7 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
       } catch (error) {
         fail(error);
       } finally {
-        pool.release(buffer);
+        if (pooled) pool.release(buffer);
       }
     };
     const sending: Promise<void> = store().then(() => void inFlight.delete(sending));
@@ -143,12 +199,12 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
       }
       let offset = 0;
       if (current === undefined && head.length > 0) {
-        current = await pool.acquire();
+        current = await takeBuffer();
         for (const part of head) filled += part.copy(current, filled);
         head = [];
       }
       while (offset < chunk.length) {
-        current ??= await pool.acquire();
+        current ??= await takeBuffer();
         const copied = chunk.copy(current, filled, offset);
         filled += copied;
         offset += copied;
@@ -180,7 +236,8 @@ export async function writeObject(body: Readable, options: MultipartWriteOptions
     // The body failed (its own error, seen by the loop) or we destroyed it after an S3 failure.
     if (!failure) bodyError ??= error;
   } finally {
-    if (current) pool.release(current);
+    unregisterFiller();
+    if (current && currentPooled) pool.release(current);
   }
   if (bodyError === undefined && !failure) return;
   await Promise.allSettled(inFlight);
