@@ -46,17 +46,8 @@ export async function expireNow(pool: Pool, fileId: string): Promise<void> {
   if (rowCount !== 1) throw new Error(`no ready row for ${fileId}`);
 }
 
-/** The FilesError `promise` rejects with; fails the test if it resolves or rejects otherwise. */
-export async function filesErrorOf(promise: Promise<unknown>): Promise<FilesError> {
-  const outcome = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  );
-  if (!(outcome instanceof FilesError)) {
-    throw new Error(`expected a rejection with FilesError, got ${outcome === undefined ? 'a resolution' : String(outcome)}`);
-  }
-  return outcome;
-}
+/** The FilesError `promise` rejects with (shared with the unit tests). */
+export { rejectedFilesError as filesErrorOf } from '../unit/support/expect-files-error';
 
 /**
  * Every SchedulerRegistry instance in the application and the interval names each holds. More
