@@ -58,7 +58,7 @@ async function run() {
     check(deep[0], Math.min(LIMIT, files - depth), files - depth > LIMIT, 'deep page');
     const firstMs = median(first.map((p) => p.ms));
     const deepMs = median(deep.map((p) => p.ms));
-    say(`first page ${firstMs.toFixed(0)} ms, ${depth} deep ${deepMs.toFixed(0)} ms (medians of ${reps}; all: ${first.map((p) => p.ms.toFixed(0))} / ${deep.map((p) => p.ms.toFixed(0))})`);
+    say(`first page ${firstMs.toFixed(0)} ms, ${depth} deep ${deepMs.toFixed(0)} ms (medians of ${reps}; all: ${first.map((p) => p.ms.toFixed(0))} / ${deep.map((p) => p.ms.toFixed(0))}); ${(first[0].bytes / 1e6).toFixed(2)} MB per page`);
 
     // Every page, following the cursor: exact and complete.
     t0 = performance.now();
