@@ -1,6 +1,7 @@
 'use strict';
 // 3. Memory: the service's peak RSS while it takes a 10 MiB upload, a 200 MiB upload, and 8
-// concurrent 50 MiB uploads, each minus its idle RSS. Every scenario runs on a freshly started
+// concurrent 50 MiB uploads, each minus its idle RSS (and, for information, the peak during a
+// download of the large file right after its upload, minus the RSS just before that download). Every scenario runs on a freshly started
 // service (warmed with one 1 KiB upload, download and delete, so JIT and pools are up but no part
 // buffer was ever allocated), so none inherits another's heap. The peak is the kernel's own
 // high-water mark (VmHWM, reset before the scenario), cross-checked by a 10 ms sampler.
@@ -9,7 +10,7 @@
 // BENCH_MEMORY_CONCURRENT (8), BENCH_MEMORY_CONCURRENT_MIB (50).
 const { scoped } = require('./lib/cleanup');
 const { uploadFile, deleteFile, downloadFile } = require('./lib/client');
-const { startService, withPeakRss, idleRss } = require('./lib/service');
+const { startService, withPeakRss, idleRss, memoryOf } = require('./lib/service');
 const { num, MiB, uploadSettings, uploadEnv } = require('./lib/settings');
 const { fmt, targetRow, log } = require('./lib/stats');
 
@@ -25,8 +26,18 @@ async function scenario(label, files, size) {
     await deleteFile(service, warm.id);
     const idle = await idleRss(service.pid);
     const measured = await withPeakRss(service.pid, () => Promise.all(Array.from({ length: files }, () => uploadFile(service, size))));
+    // Downloads stream too; measured on the same process after the uploads (informational).
+    const before = memoryOf(service.pid).rss;
+    const down = files === 1 ? await withPeakRss(service.pid, () => downloadFile(service, measured.result[0].id)) : undefined;
     for (const file of measured.result) await deleteFile(service, file.id);
-    return { idle, peak: measured.peak, growth: measured.peak - idle, ms: measured.ms, exact: measured.exact };
+    return {
+      idle,
+      peak: measured.peak,
+      growth: measured.peak - idle,
+      ms: measured.ms,
+      exact: measured.exact,
+      downloadGrowth: down ? down.peak - before : undefined,
+    };
   });
 }
 
@@ -58,6 +69,7 @@ async function run() {
       targetRow(`peak RSS − idle, 1 × ${fmt.mib(large)} MiB upload`, growth('large'), 'MiB', { atMost: LIMIT_MIB }),
       targetRow(`peak RSS − idle, ${concurrent} × ${fmt.mib(concurrentSize)} MiB concurrent uploads`, growth('concurrent'), 'MiB', { atMost: LIMIT_MIB }),
       targetRow(`growth(${fmt.mib(large)} MiB) − growth(${fmt.mib(small)} MiB)`, growth('large') - growth('small'), 'MiB', { atMost: FLAT_MIB }),
+      { metric: `peak RSS during a ${fmt.mib(large)} MiB download − RSS before it`, value: Number((results.large.downloadGrowth / MiB).toFixed(1)), unit: 'MiB' },
     ],
     details: results,
   };

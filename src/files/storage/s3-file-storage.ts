@@ -42,10 +42,14 @@ export interface S3StorageOptions {
   queueSize?: number;
   /**
    * Memory for part buffers, shared by all uploads at once: floor(this / partSize) buffers (at
-   * least one), so upload memory stays bounded whatever the number of concurrent uploads.
+   * least one), so upload memory stays bounded whatever the number of concurrent uploads. Default:
+   * 32 MiB, or partSize × (queueSize + 1) if that is more.
    */
   uploadBufferBytes?: number;
 }
+
+/** Default part-buffer budget: with 8 MiB parts, 8 concurrent uploads stay under 64 MiB of RSS growth. */
+const DEFAULT_UPLOAD_BUFFER_BYTES = 32 * 1024 * 1024;
 
 const NOT_FOUND = new Set(['NotFound', 'NoSuchKey', 'NoSuchUpload']);
 /** S3's limit on the keys of one DeleteObjects request. */
@@ -72,7 +76,8 @@ export class S3FileStorage extends FileStorage {
     this.bucket = options.bucket;
     const partSize = options.partSizeBytes ?? 8 * 1024 * 1024;
     this.queueSize = options.queueSize ?? 2;
-    const bufferBytes = options.uploadBufferBytes ?? 32 * 1024 * 1024;
+    // By default one upload can always fill its whole queue plus the part being read.
+    const bufferBytes = options.uploadBufferBytes ?? Math.max(DEFAULT_UPLOAD_BUFFER_BYTES, partSize * (this.queueSize + 1));
     this.partBuffers = new PartBufferPool(partSize, Math.max(1, Math.floor(bufferBytes / partSize)));
     this.client = new S3Client({
       region: options.region,
