@@ -187,16 +187,17 @@ export class FilesRepository {
   /**
    * Tombstones up to `limit` expired files of any owner (skipping rows another transaction holds)
    * and releases their bytes, in one transaction. Each file is tombstoned exactly once, however
-   * many sweepers run.
+   * many sweepers run. `= ANY(ARRAY(…))` makes the outer UPDATE look rows up by primary key;
+   * `IN (…)` let the planner scan the whole table for large batches.
    */
   async tombstoneExpired(limit: number, now: Date): Promise<Tombstone[]> {
     return this.run(() =>
       this.db.prisma.$transaction(async (tx) => {
         const rows = await tx.$queryRaw<{ id: string; owner_id: string; bytes: bigint }[]>`
           UPDATE files SET state = 'deleting', heartbeat_at = ${now}
-          WHERE id IN (
+          WHERE id = ANY(ARRAY(
             SELECT id FROM files WHERE state = 'ready' AND expires_at <= ${now}
-            ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+            ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED))
           RETURNING id::text, owner_id, bytes`;
         const byOwner = new Map<string, bigint>();
         for (const row of rows) byOwner.set(row.owner_id, (byOwner.get(row.owner_id) ?? 0n) + row.bytes);
