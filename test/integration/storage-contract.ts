@@ -176,7 +176,9 @@ export function storageContract(setup: () => Promise<StorageHarness>, options: {
       expect((await storage.head(kept))?.size).toBe(20);
     });
 
-    (options.undeletableKeys ? it : it.skip)('reports exactly the keys it could not delete, each with its error, and deletes the rest', async () => {
+    // Only where the harness can make a key undeletable (fs: a read-only directory); on S3 the
+    // same report is proven against a stub server in storage.s3.spec.ts.
+    if (options.undeletableKeys) it('reports exactly the keys it could not delete, each with its error, and deletes the rest', async () => {
       const [a, b] = [newKey(), newKey()];
       await storage.put(a, streamOf(randomContent(10)));
       await storage.put(b, streamOf(randomContent(10)));
