@@ -41,7 +41,8 @@ function s3Settings() {
 
 /**
  * An S3 client configured like the service's own (S3FileStorage): path style, no streamed
- * checksums, keep-alive sockets. Used for the direct baselines, so both sides talk to S3 alike.
+ * checksums, no Expect: 100-continue, a keep-alive agent instance. Used for the direct baselines,
+ * so both sides talk to S3 alike.
  */
 function createS3Client(options = {}) {
   const s = s3Settings();
@@ -53,6 +54,7 @@ function createS3Client(options = {}) {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    expectContinueHeader: false,
     requestHandler: {
       connectionTimeout: 5000,
       socketTimeout: 30000,
@@ -108,8 +110,18 @@ async function createBucket(label) {
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   const drop = defer(`bucket ${bucket}`, async () => {
     try {
-      await emptyBucket(client, bucket);
-      await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+      // Swift updates container listings asynchronously: right after many writes or deletes the
+      // bucket may still look non-empty (409 BucketNotEmpty). Empty it again and retry a while.
+      for (let attempt = 1; ; attempt++) {
+        await emptyBucket(client, bucket);
+        try {
+          await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+          return;
+        } catch (error) {
+          if (attempt >= 30 || (error.name !== 'BucketNotEmpty' && error.$metadata?.httpStatusCode !== 409)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 2000));
+        }
+      }
     } finally {
       client.destroy();
     }
