@@ -2,7 +2,7 @@
 // 2. Download throughput: `GET /v1/files/{id}/content` of a large file vs. GetObject of the very
 // same object by this same process straight from the S3 server. Both bodies are consumed by
 // counting bytes (no hashing on the client). Alternating, median ratio.
-// Env: BENCH_DOWNLOAD_MIB (default 200), BENCH_THROUGHPUT_REPS (default 4).
+// Env: BENCH_DOWNLOAD_MIB (default 200), BENCH_THROUGHPUT_REPS (default 6).
 const { GetObjectCommand } = require('@aws-sdk/client-s3');
 const { scoped } = require('./lib/cleanup');
 const { uploadFile, downloadFile, payloadSha256 } = require('./lib/client');
@@ -14,7 +14,7 @@ const name = 'download';
 
 async function run() {
   const size = num('BENCH_DOWNLOAD_MIB', 200) * MiB;
-  const reps = num('BENCH_THROUGHPUT_REPS', 4);
+  const reps = num('BENCH_THROUGHPUT_REPS', 6);
   const say = log(name);
   return scoped(async () => {
     const service = await startService(name, { env: uploadEnv() });

@@ -2,7 +2,7 @@
 // 1. Upload throughput: one large batch file through `POST /v1/files` (streamed like the openai
 // client sends it) vs. the same bytes sent by this same process straight to the S3 server with
 // @aws-sdk/lib-storage, with the service's part size and queue size. Alternating, median ratio.
-// Env: BENCH_UPLOAD_MIB (default 200), BENCH_THROUGHPUT_REPS (default 4).
+// Env: BENCH_UPLOAD_MIB (default 200), BENCH_THROUGHPUT_REPS (default 6).
 const { Upload } = require('@aws-sdk/lib-storage');
 const { DeleteObjectCommand } = require('@aws-sdk/client-s3');
 const { scoped } = require('./lib/cleanup');
@@ -15,7 +15,7 @@ const name = 'upload';
 
 async function run() {
   const size = num('BENCH_UPLOAD_MIB', 200) * MiB;
-  const reps = num('BENCH_THROUGHPUT_REPS', 4);
+  const reps = num('BENCH_THROUGHPUT_REPS', 6);
   const { partSize, queueSize } = uploadSettings();
   const say = log(name);
   return scoped(async () => {
