@@ -46,7 +46,9 @@ async function sideBySide({ reps, service, baseline, log = () => {}, label = '' 
 /** A row with a target: `at least` (ratio ≥ target) or `at most` (value ≤ target). */
 function targetRow(metric, value, unit, { atLeast, atMost, ratio = false }) {
   const pass = atLeast !== undefined ? value >= atLeast : value <= atMost;
-  const target = atLeast !== undefined ? `≥ ${atLeast}` : `≤ ${atMost}${unit && !ratio ? ` ${unit}` : ''}`;
+  const limit = atLeast ?? atMost;
+  const shown = ratio ? limit.toFixed(2) : String(limit);
+  const target = atLeast !== undefined ? `≥ ${shown}` : `≤ ${shown}${unit && !ratio ? ` ${unit}` : ''}`;
   return ratio ? { metric, value: Number(value.toFixed(3)), unit, ratio: Number(value.toFixed(3)), target, pass } : { metric, value: Number(value.toFixed(1)), unit, target, pass };
 }
 
