@@ -28,7 +28,7 @@ export type { FileCreatedEvent, FileDeletedEvent, FileExpiredEvent, FilesEventMa
 export type { FileDeleted, FileList, FileObject } from './files/file.mapper';
 export { ALL_PURPOSES, PLATFORM_PURPOSES, UPLOAD_PURPOSES } from './files/file.types';
 export type { FilePurpose } from './files/file.types';
-export { FILES_ROUTES } from './files/files.controller';
+export { FILES_ROUTES } from './files/files.routes';
 
 export { ApiKeyOwnerResolver, OwnerResolver } from './files/auth/owner-resolver';
 export type { Unauthenticated } from './files/auth/owner-resolver';

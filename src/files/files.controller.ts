@@ -27,9 +27,7 @@ import { FilesService } from './files.service';
 import { ListQueryPipe } from './list-query';
 import type { UploadedFilePart } from './upload/file-storage.engine';
 import { UploadInterceptor } from './upload/upload.interceptor';
-
-/** Base paths: DeepInfra style and plain OpenAI style, so either base URL works with the SDKs. */
-export const FILES_ROUTES = ['v1/openai/files', 'v1/files'];
+import { FILES_ROUTES } from './files.routes';
 
 @Controller(FILES_ROUTES)
 @UseGuards(FilesAuthGuard)
