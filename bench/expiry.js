@@ -379,16 +379,4 @@ function secs(since) {
 
 module.exports = { name, title, run };
 
-if (require.main === module) {
-  run()
-    .then(({ rows }) => {
-      for (const r of rows) {
-        const grade = typeof r.pass === 'boolean' ? (r.pass ? '  PASS' : '  MISS') : '';
-        console.log(`${r.metric}: ${r.value} ${r.unit}${r.target ? `  (target ${r.target})` : ''}${grade}`);
-      }
-    })
-    .catch((error) => {
-      console.error(error);
-      process.exit(1);
-    });
-}
+if (require.main === module) require('./run').main([name]);
