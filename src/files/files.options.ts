@@ -4,7 +4,7 @@ import { CONFIG_DEFAULTS, type StorageConfig } from '../config/app-config';
 import type { DatabaseOptions } from '../database/files-database';
 import { ApiKeyOwnerResolver, OwnerResolver, type Unauthenticated } from './auth/owner-resolver';
 import { FileStorage } from './storage/file-storage';
-import { KEY_PREFIX_PATTERN } from './storage/prefixed-file-storage';
+import { assertKeyPrefix } from './storage/prefixed-file-storage';
 
 export interface FilesLimits {
   /** Largest file with purpose `batch`. */
@@ -148,12 +148,7 @@ function resolveStorage(storage: FilesStorageSettings): StorageConfig | FileStor
     ['partSizeBytes', 5 * MiB, 5 * 1024 * MiB],
     ['queueSize', 1, 16],
   ];
-  for (const [field, min, max] of bounds) {
-    const value = resolved[field];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new Error(`FilesModule: storage.${field} must be an integer between ${min} and ${max}, got ${String(value)}`);
-    }
-  }
+  for (const [field, min, max] of bounds) checkInteger(`storage.${field}`, resolved[field], min, max);
   if ((resolved.accessKeyId === undefined) !== (resolved.secretAccessKey === undefined)) {
     throw new Error('FilesModule: storage.accessKeyId and storage.secretAccessKey must be given together (or neither, for the SDK default chain)');
   }
@@ -181,16 +176,15 @@ const BOUNDS: [group: 'database' | 'limits' | 'expiry' | 'reconcile', field: str
 ];
 
 function validate(options: FilesModuleOptions): void {
-  if (options.storageKeyPrefix !== undefined && !KEY_PREFIX_PATTERN.test(options.storageKeyPrefix)) {
-    throw new Error(
-      `FilesModule: storageKeyPrefix must be path segments of A-Z a-z 0-9 _ - each ending in '/', got ${JSON.stringify(options.storageKeyPrefix)}`,
-    );
-  }
+  if (options.storageKeyPrefix !== undefined) assertKeyPrefix(options.storageKeyPrefix, 'FilesModule: storageKeyPrefix');
   for (const [group, field, min, max] of BOUNDS) {
-    const value = (options[group] as unknown as Record<string, unknown>)[field];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new Error(`FilesModule: ${group}.${field} must be an integer between ${min} and ${max}, got ${String(value)}`);
-    }
+    checkInteger(`${group}.${field}`, (options[group] as unknown as Record<string, unknown>)[field], min, max);
+  }
+}
+
+function checkInteger(setting: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new Error(`FilesModule: ${setting} must be an integer between ${min} and ${max}, got ${String(value)}`);
   }
 }
 

@@ -19,6 +19,8 @@ describe('resolveFilesOptions validation', () => {
     ['expiry.sweepIntervalSeconds', { expiry: { sweepIntervalSeconds: Number.NaN } }],
     ['reconcile.staleAfterSeconds', { reconcile: { staleAfterSeconds: 0 } }],
     ['database.poolMax', { database: { url: 'postgres://db/files', poolMax: 0 } }],
+    ['storageKeyPrefix', { storageKeyPrefix: 'no-trailing-slash' }],
+    ['storageKeyPrefix', { storageKeyPrefix: '../up/' }],
   ])('refuses a bad %s, naming it', (name, bad) => {
     expect(() => resolveFilesOptions({ ...MINIMAL, ...bad } as FilesModuleSettings)).toThrow(name);
   });

@@ -9,7 +9,14 @@ import {
 } from './file-storage';
 
 /** A key prefix: one or more safe path segments, each followed by '/'. */
-export const KEY_PREFIX_PATTERN = /^([A-Za-z0-9_-]+\/)+$/;
+const KEY_PREFIX_PATTERN = /^([A-Za-z0-9_-]+\/)+$/;
+
+/** Throws unless `prefix` is a valid key prefix; `name` is how the error names it. */
+export function assertKeyPrefix(prefix: string, name = 'storage key prefix'): void {
+  if (!KEY_PREFIX_PATTERN.test(prefix)) {
+    throw new Error(`${name} must be path segments of A-Z a-z 0-9 _ - each ending in '/', got ${JSON.stringify(prefix)}`);
+  }
+}
 
 /**
  * Keeps one FilesModule instance's objects under its own prefix of a shared bucket or directory,
@@ -22,9 +29,7 @@ export class PrefixedFileStorage extends FileStorage {
     private readonly prefix: string,
   ) {
     super();
-    if (!KEY_PREFIX_PATTERN.test(prefix)) {
-      throw new Error(`storage key prefix must be path segments of A-Z a-z 0-9 _ - each ending in '/', got ${JSON.stringify(prefix)}`);
-    }
+    assertKeyPrefix(prefix);
   }
 
   put(key: string, body: Readable): Promise<void> {
