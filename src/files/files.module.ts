@@ -64,12 +64,12 @@ export class FilesModule {
 
   static forRootAsync(options: FilesModuleAsyncOptions): DynamicModule {
     const instance = new FilesInstance(options.name ?? 'files');
-    const serviceExports: NonNullable<DynamicModule['exports']> =
-      options.name === undefined
+    const token = options.name === undefined ? undefined : filesServiceToken(options.name);
+    const named: Provider[] = token === undefined ? [] : [{ provide: token, useExisting: FilesService }];
+    const exported: NonNullable<DynamicModule['exports']> =
+      token === undefined
         ? [FilesService, FilesEvents, FilesHealth, FilesMetrics, ExpirySweeper, Reconciler, FileStorage, FilesDatabase]
-        : [];
-    const named: Provider[] =
-      options.name === undefined ? [] : [{ provide: filesServiceToken(options.name), useExisting: FilesService }];
+        : [token];
     return {
       module: FilesModule,
       imports: options.imports ?? [],
@@ -119,7 +119,7 @@ export class FilesModule {
         FilesHealth,
         ...named,
       ],
-      exports: [...serviceExports, ...(options.name === undefined ? [] : [filesServiceToken(options.name)])],
+      exports: exported,
     };
   }
 }

@@ -17,6 +17,9 @@ import type { UploadedFilePart } from './upload/file-storage.engine';
 import { FileUploadService } from './upload/file-upload.service';
 import { DEFAULT_EXPIRES_AFTER_SECONDS, MAX_EXPIRES_AFTER_SECONDS, MIN_EXPIRES_AFTER_SECONDS } from './upload/upload-fields';
 
+/** Purposes `createFile` writes: what users upload and what the platform writes back. */
+const WRITABLE_PURPOSES: readonly FilePurpose[] = [...UPLOAD_PURPOSES, ...PLATFORM_PURPOSES];
+
 /** Content for `FilesService.createFile`: a stream, any async iterable of chunks, or bytes in hand. */
 export type FileContentSource = Readable | AsyncIterable<Uint8Array | string> | Uint8Array | string;
 
@@ -101,8 +104,8 @@ export class FilesService {
   async createFile(input: CreateFileInput): Promise<FileObject> {
     const ownerId = checkOwner(input.ownerId);
     const purpose = input.purpose;
-    if (![...UPLOAD_PURPOSES, ...PLATFORM_PURPOSES].includes(purpose)) {
-      throw FilesError.invalid('purpose', `Invalid purpose ${JSON.stringify(purpose)}; expected one of: ${[...UPLOAD_PURPOSES, ...PLATFORM_PURPOSES].join(', ')}.`);
+    if (!WRITABLE_PURPOSES.includes(purpose)) {
+      throw FilesError.invalid('purpose', `Invalid purpose ${JSON.stringify(purpose)}; expected one of: ${WRITABLE_PURPOSES.join(', ')}.`);
     }
     const expiresAfterSeconds = input.expiresAfterSeconds ?? DEFAULT_EXPIRES_AFTER_SECONDS;
     if (
