@@ -61,16 +61,7 @@ export async function startServiceProcess(env: Record<string, string>, options: 
 
 /** Runs `dist/cli/audit.js --json [args]` with the environment; returns exit code and report. */
 export async function runAudit(env: Record<string, string>, args: string[] = []): Promise<{ code: number; report: any; output: string }> {
-  const child = spawn(process.execPath, [AUDIT, '--json', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? -1)));
+  const { code, stdout, stderr } = await runScript(AUDIT, ['--json', ...args], env);
   let report: unknown;
   try {
     report = JSON.parse(stdout.slice(stdout.indexOf('{')));
@@ -87,8 +78,13 @@ export interface CliRun {
 }
 
 /** Runs `dist/cli/index.js [args]` (what `npm run cli -- args` runs) with exactly this environment. */
-export async function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+export function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
+  return runScript(CLI, args, env);
+}
+
+/** Runs a built script with exactly this environment (plus PATH) until it exits. */
+async function runScript(script: string, args: string[], env: Record<string, string>): Promise<CliRun> {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
